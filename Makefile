@@ -1,0 +1,49 @@
+# Nightshift: two commands on a fresh machine.
+#   make demo   set everything up and run the pipeline through Airflow on the embedded default
+#   make test   set everything up and run the tests
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := $(CURDIR)/state
+
+export AIRFLOW_HOME ?= $(STATE)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export GX_ANALYTICS_ENABLED := False
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test test-fast airflow lock bench clean
+
+# The venv is rebuilt only when the lock or the package metadata change.
+$(BIN)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m nightshift.demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not e2e" -q
+	$(BIN)/python -m pytest -m e2e -q
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not e2e" -q
+
+airflow: $(BIN)/.installed
+	@echo "Airflow UI on http://localhost:8080 (login details are printed by standalone below)"
+	$(BIN)/airflow standalone
+
+# Regenerate the lock after editing requirements.in.
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_ingest.py
+
+clean:
+	rm -rf $(STATE)

@@ -1,0 +1,158 @@
+"""Ingest one landed batch: find it, validate it, and write accepted and quarantined rows.
+
+Called by the ``ingest`` DAG, one (source, day) at a time. The batch for (source, D) is
+every file in D's landing folder. A second file landed for a day that was already ingested
+is picked up when the day is re-run (clear the task in the Airflow UI): the partition is
+then replaced by the union of all the day's files, and a key repeated across files is
+quarantined as a duplicate. Nothing here ever modifies or deletes a landed file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from nightshift.landing import LandedFile, Landing, batch_id
+from nightshift.settings import Settings
+from nightshift.usecase import SourceConfig
+from nightshift.validation import REASONS, BatchRejected, Suite, read_batch, reason_counts_json, validate_batch
+from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class BatchMissing(Exception):
+    """No batch landed for (source, D) before its deadline."""
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one ingest did; small enough for XCom and for the run log."""
+
+    source: str
+    batch_date: str
+    batch_id: str
+    landed: int
+    accepted: int
+    quarantined: int
+    reason_counts: dict[str, int]
+    extra_columns: list[str]
+    suite: str
+    suite_version: str
+
+
+def batch_deadline(source: SourceConfig, day: date) -> datetime:
+    """When a missing batch for ``day`` stops being late and becomes a failure."""
+    end_of_day = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return end_of_day + timedelta(hours=source.wait_hours)
+
+
+def batch_landed(settings: Settings, source: SourceConfig, day: date, now: datetime | None = None) -> bool:
+    """True once a batch for (source, day) has landed; raise once its deadline has passed.
+
+    Raises:
+        BatchMissing: nothing landed by the deadline (a past day's deadline has always passed).
+    """
+    landing = Landing(settings.landing_uri)
+    if landing.list_batch(source.name, day):
+        return True
+    now = now or datetime.now(timezone.utc)
+    deadline = batch_deadline(source, day)
+    if now >= deadline:
+        raise BatchMissing(
+            f"no batch for source {source.name!r} on {day}: nothing landed in {landing.batch_location(source.name, day)} "
+            f"by {deadline:%Y-%m-%d %H:%M} UTC ({source.wait_hours:g} h after the day ended). "
+            "Ask the upstream owner for the export or land the file there, then clear this task in Airflow"
+        )
+    log.info("waiting for %s until %s", landing.batch_location(source.name, day), deadline)
+    return False
+
+
+def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datetime | None = None) -> IngestSummary:
+    """Validate the batch for (source, day) and replace that day's partitions.
+
+    Raises:
+        BatchMissing: no file has landed for the day.
+        BatchRejected: a batch rule failed; nothing was written and the files are untouched.
+    """
+    now = now or datetime.now(timezone.utc)
+    landing = Landing(settings.landing_uri)
+    location = landing.batch_location(source.name, day)
+    files = landing.list_batch(source.name, day)
+    if not files:
+        raise BatchMissing(f"no batch for source {source.name!r} on {day} in {location}; run the ingest sensor first")
+    contents = [(f.name, landing.read_bytes(f)) for f in files]
+    suite = Suite.load(settings.expectations_dir / f"{source.suite}.json")
+    this_batch = batch_id(source.name, day, contents)
+    try:
+        outcome = validate_batch(suite, read_batch(contents, suite), day, now)
+    except BatchRejected as exc:
+        raise BatchRejected(
+            f"batch {source.name}/{day} ({', '.join(f.uri for f in files)}) rejected by suite "
+            f"{suite.name!r} v{suite.version}: {exc}. Nothing was written and the landed file(s) are untouched. "
+            f"Fix or replace the file(s) in {location}, then clear this task in Airflow to re-run {day}"
+        ) from exc
+
+    summary = IngestSummary(
+        source=source.name,
+        batch_date=day.isoformat(),
+        batch_id=this_batch,
+        landed=outcome.landed_rows,
+        accepted=len(outcome.accepted),
+        quarantined=len(outcome.quarantined),
+        reason_counts=outcome.reason_counts,
+        extra_columns=outcome.extra_columns,
+        suite=suite.name,
+        suite_version=suite.version,
+    )
+    accepted = outcome.accepted.assign(batch_id=this_batch)
+    quarantined = outcome.quarantined.assign(batch_id=this_batch)
+    partition = {"batch_date": day}
+    Warehouse.from_uri(settings.warehouse_uri).replace_partitions(
+        [
+            PartitionWrite(raw_table(source.name), partition, accepted),
+            PartitionWrite(quarantine_table(source.name), partition, quarantined),
+            PartitionWrite(VALIDATION_RUNS, {"source": source.name, "batch_date": day}, _summary_row(summary, suite, files, now)),
+        ]
+    )
+    log.info(
+        "%s/%s: landed %d, accepted %d, quarantined %d %s",
+        source.name, day, summary.landed, summary.accepted, summary.quarantined, summary.reason_counts or "",
+    )
+    return summary
+
+
+def _summary_row(summary: IngestSummary, suite: Suite, files: list[LandedFile], now: datetime) -> pd.DataFrame:
+    import pandas as pd
+
+    validated_at = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
+
+    return pd.DataFrame(
+        [
+            {
+                "batch_id": summary.batch_id,
+                "suite_name": suite.name,
+                "suite_version": suite.version,
+                "suite_sha256": suite.sha256,
+                "files": json.dumps([f.uri for f in files]),
+                "landed_rows": summary.landed,
+                "accepted_rows": summary.accepted,
+                "quarantined_rows": summary.quarantined,
+                "quarantined_by_reason": reason_counts_json(summary.reason_counts),
+                "extra_columns": json.dumps(summary.extra_columns),
+                "validated_at": pd.Timestamp(validated_at),
+            }
+        ]
+    ).astype({"landed_rows": "int64", "accepted_rows": "int64", "quarantined_rows": "int64"})
+
+
+def summary_dict(summary: IngestSummary) -> dict[str, Any]:
+    """The summary as plain JSON-able data (for XCom)."""
+    return asdict(summary)
+

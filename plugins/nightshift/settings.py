@@ -1,0 +1,65 @@
+"""The one settings object: where Nightshift keeps its data, read from ``NIGHTSHIFT_*`` variables.
+
+Every variable is optional. Unset, Nightshift runs on the embedded default: one git-ignored
+state directory holding the landing zone, a DuckDB warehouse, artifacts and the MLflow
+SQLite store. Set them to run the production profile (S3, Postgres, an MLflow server) with
+the same code. Nothing here is read at import time: call :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository root: plugins/nightshift/settings.py -> ../../
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where each piece of Nightshift lives, for one profile."""
+
+    home: Path
+    landing_uri: str
+    warehouse_uri: str
+    artifacts_uri: str
+    mlflow_uri: str
+    config_dir: Path
+    expectations_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``NIGHTSHIFT_*`` variables from ``env`` (default: the process environment).
+
+        ================================  =============================================
+        variable                          default (embedded profile)
+        ================================  =============================================
+        ``NIGHTSHIFT_HOME``               ``<repo>/state``
+        ``NIGHTSHIFT_LANDING_URI``        ``$NIGHTSHIFT_HOME/landing`` (or ``s3://…``)
+        ``NIGHTSHIFT_WAREHOUSE_URI``      ``duckdb:///$NIGHTSHIFT_HOME/warehouse/warehouse.duckdb``
+                                          (or ``postgresql://…``)
+        ``NIGHTSHIFT_ARTIFACTS_URI``      ``$NIGHTSHIFT_HOME/artifacts`` (or ``s3://…``)
+        ``NIGHTSHIFT_MLFLOW_URI``         ``sqlite:///$NIGHTSHIFT_HOME/mlflow/mlflow.db``
+        ``NIGHTSHIFT_CONFIG_DIR``         ``<repo>/config``
+        ``NIGHTSHIFT_EXPECTATIONS_DIR``   ``<repo>/expectations``
+        ================================  =============================================
+        """
+        env = os.environ if env is None else env
+        home = Path(env.get("NIGHTSHIFT_HOME") or PROJECT_ROOT / "state").resolve()
+        return cls(
+            home=home,
+            landing_uri=env.get("NIGHTSHIFT_LANDING_URI") or str(home / "landing"),
+            warehouse_uri=env.get("NIGHTSHIFT_WAREHOUSE_URI")
+            or f"duckdb:///{home / 'warehouse' / 'warehouse.duckdb'}",
+            artifacts_uri=env.get("NIGHTSHIFT_ARTIFACTS_URI") or str(home / "artifacts"),
+            mlflow_uri=env.get("NIGHTSHIFT_MLFLOW_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            config_dir=Path(env.get("NIGHTSHIFT_CONFIG_DIR") or PROJECT_ROOT / "config"),
+            expectations_dir=Path(env.get("NIGHTSHIFT_EXPECTATIONS_DIR") or PROJECT_ROOT / "expectations"),
+        )
+
+    @property
+    def profile(self) -> str:
+        """``embedded`` when the warehouse is a DuckDB file, ``production`` otherwise."""
+        return "embedded" if self.warehouse_uri.startswith("duckdb:") else "production"
