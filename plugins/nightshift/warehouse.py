@@ -151,8 +151,8 @@ class DuckDBWarehouse(Warehouse):
                 table = pa.Table.from_pandas(_arrow_friendly(frame), preserve_index=False)
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".parquet.tmp")
                 os.close(fd)
-                pq.write_table(table, tmp)
                 staged.append((tmp, target))
+                pq.write_table(table, tmp)
             # Every file is complete before the first rename; a kill here leaves each
             # partition either old or new, and a rerun of the same input converges.
             for tmp, target in staged:

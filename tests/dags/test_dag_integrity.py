@@ -1,0 +1,68 @@
+"""DAG integrity: every DAG file imports cleanly, is documented, owned, retried and acyclic,
+and importing it pulls in none of the heavy libraries (parse time matters)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nightshift.settings import PROJECT_ROOT
+
+DAG_FILES = sorted(p for p in (PROJECT_ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
+HEAVY = ("pandas", "numpy", "pyarrow", "lightgbm", "feast", "great_expectations", "mlflow", "evidently", "dbt", "duckdb")
+
+
+def load_dags(path: Path) -> dict:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, f"{path.name} failed to import: {bag.import_errors}"
+    assert bag.dags, f"{path.name} defines no DAG"
+    return bag.dags
+
+
+def test_there_are_dag_files() -> None:
+    assert {p.name for p in DAG_FILES} >= {"ingest.py"}
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_dag_file_is_documented_owned_and_retried(path: Path) -> None:
+    for dag_id, dag in load_dags(path).items():
+        assert dag.tags, f"{dag_id} in {path.name} has no tags"
+        assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id} in {path.name} has no doc_md"
+        for task in dag.tasks:
+            assert task.owner not in (None, "", "airflow"), f"{dag_id}.{task.task_id} has no owner"
+            retries = task.retries if task.retries is not None else 0
+            assert retries >= 1, f"{dag_id}.{task.task_id} has retries={task.retries}; set default_args retries"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_dag_has_no_cycle(path: Path) -> None:
+    for dag_id, dag in load_dags(path).items():
+        state: dict[str, str] = {}
+
+        def visit(task_id: str, trail: tuple[str, ...]) -> None:
+            if state.get(task_id) == "done":
+                return
+            assert state.get(task_id) != "active", f"{dag_id} has a cycle: {' -> '.join(trail + (task_id,))}"
+            state[task_id] = "active"
+            for child in dag.get_task(task_id).downstream_task_ids:
+                visit(child, trail + (task_id,))
+            state[task_id] = "done"
+
+        for task_id in dag.task_ids:
+            visit(task_id, ())
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_importing_dag_file_imports_no_heavy_library(path: Path) -> None:
+    probe = (
+        "import json, runpy, sys; runpy.run_path(sys.argv[1]); "
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [], f"{path.name} imports heavy libraries at parse time"
