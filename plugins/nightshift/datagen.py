@@ -198,9 +198,11 @@ class _Regime:
     session_keep: float = 1.0
     region_mix: tuple[float, ...] = (0.28, 0.24, 0.20, 0.28)
     signup_boost: float = 1.0
+    engagement_coef: float = 2.5
     ticket_coef: float = 0.55
     price_rel_coef: float = 2.0
     price_level_coef: float = 0.0
+    intercept_shift: float = 0.0
 
 
 def _regime(spec: DatagenSpec, day: date) -> _Regime:
@@ -209,7 +211,10 @@ def _regime(spec: DatagenSpec, day: date) -> _Regime:
     if spec.covariate_drift_start is not None and day >= spec.covariate_drift_start:
         regime.update(session_keep=0.7, region_mix=(0.15, 0.15, 0.55, 0.15), signup_boost=1.5)
     if spec.concept_drift_start is not None and day >= spec.concept_drift_start:
-        regime.update(ticket_coef=0.0, price_rel_coef=6.0, price_level_coef=0.8)
+        # The shift keeps the overall churn rate near the old one: only who churns changes.
+        regime.update(
+            engagement_coef=1.2, ticket_coef=0.0, price_rel_coef=6.0, price_level_coef=1.5, intercept_shift=1.0
+        )
     return _Regime(**regime)
 
 
@@ -297,7 +302,8 @@ def _hazard(population: dict[str, np.ndarray], today: int, regime: _Regime) -> n
     list_price = np.asarray(PLAN_LIST_PRICE)[plan]
     eta = (
         _HAZARD_INTERCEPT
-        - 2.5 * (sessions28 - 1.0)
+        + regime.intercept_shift
+        - regime.engagement_coef * (sessions28 - 1.0)
         - 1.8 * (sessions7 - sessions28)
         + regime.ticket_coef * np.minimum(tickets28, 6.0)
         + 1.5 * np.clip(idle_days - 7, 0, 21) / 21

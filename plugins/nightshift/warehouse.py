@@ -271,9 +271,11 @@ class PostgresWarehouse(Warehouse):
         try:
             return psycopg2.connect(self.uri.replace("postgresql+psycopg2://", "postgresql://"))
         except psycopg2.OperationalError as exc:
-            where = urlparse(self.uri)._replace(netloc=urlparse(self.uri).hostname or "").geturl()
+            url = urlparse(self.uri)
+            where = f"{url.hostname}:{url.port or 5432}{url.path}"  # never the password
             raise WarehouseError(
-                f"cannot reach the Postgres warehouse at {where}: {exc}. Check NIGHTSHIFT_WAREHOUSE_URI "
+                f"cannot reach the Postgres warehouse at {where}: {' '.join(str(exc).split())}. "
+                "Check NIGHTSHIFT_WAREHOUSE_URI "
                 "and that the server is up; the task will retry"
             ) from exc
 

@@ -13,7 +13,7 @@ import pytest
 from nightshift.datagen import DatagenSpec, batch_file_name, generate
 from nightshift.landing import Landing
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse
-from tests.e2e.conftest import AirflowHarness
+from tests.conftest import AirflowHarness
 
 pytestmark = pytest.mark.e2e
 
