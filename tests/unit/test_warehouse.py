@@ -65,3 +65,24 @@ def test_a_failed_write_leaves_every_previous_partition_intact(tmp_path: Path) -
 def test_unknown_warehouse_uri_is_refused() -> None:
     with pytest.raises(ValueError, match="use duckdb:///"):
         Warehouse.from_uri("mysql://x/y")
+
+
+def _write_in_child(args: tuple[str, str]) -> str:
+    database, table = args
+    Warehouse.from_uri(f"duckdb:///{database}").replace_partitions(
+        [PartitionWrite(table, {"batch_date": date(2026, 1, 1)}, frame([1, 2]))]
+    )
+    return table
+
+
+def test_parallel_writers_in_separate_processes_do_not_collide(tmp_path: Path) -> None:
+    """Parallel Airflow tasks are separate processes; each publishes its table's view once."""
+    import multiprocessing
+
+    database = str(tmp_path / "wh.duckdb")
+    tables = [f"raw.t{i}" for i in range(6)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        assert sorted(pool.map(_write_in_child, [(database, t) for t in tables])) == tables
+    with duckdb.connect(database, read_only=True) as con:
+        for table in tables:
+            assert con.execute(f"select count(*) from {table}").fetchall() == [(2,)]

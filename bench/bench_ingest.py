@@ -1,0 +1,500 @@
+"""Benchmark: ingest one day of activity end to end, Nightshift (GX) against plain pandas.
+
+What is measured: one landed ``activity`` batch of ``--rows`` rows (default 1,000,000) plus
+bad rows of every class (0.1 % each), taken from read to write, by two paths:
+
+* **nightshift**: what ``nightshift.ingest.ingest_batch`` does after listing the landing
+  zone: ``read_batch`` -> ``validate_batch`` (the suite run by GX) -> replace the raw,
+  quarantine and validation-run partitions of a fresh DuckDB/Parquet warehouse. The time
+  spent inside GX is taken by wrapping ``validation._validate`` (both GX calls: batch rules
+  and row rules). Importing GX is its own phase: an Airflow task is a fresh process and
+  pays it on every run.
+* **baseline**: the same read and the same write, with the rules of
+  ``expectations/activity.json`` applied as vectorized pandas masks by a small interpreter
+  of the suite's expectation types (it refuses a suite that uses a type it does not know).
+
+Each path runs in its own child process, so its peak RSS (``ru_maxrss``) is its own; the
+data is generated once, in a third child, before anything is timed. The parent only
+orchestrates, compares the two quarantine sets row by row (row numbers and reasons) and
+prints the report. It exits 1 when they disagree, so the baseline cannot drift into
+measuring something easier than the real rules. Target: Nightshift within 3x the baseline.
+
+Run it with ``make bench``, or ``.venv/bin/python bench/bench_ingest.py --rows 100000``.
+This is a measurement, not a test: it asserts nothing about the time it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from nightshift.validation import Suite, ValidationOutcome
+
+SOURCE = "activity"
+# A fixed past day and a clock three days later: the event-time window is then bounded by
+# the suite's allowed lateness, not by "now", and every run validates the same thing.
+BATCH_DAY = date(2024, 3, 1)
+NOW = datetime(2024, 3, 4, 12, tzinfo=timezone.utc)
+BAD_RATE = 0.001
+TARGET_RATIO = 3.0
+SUITE_PATH = Path(__file__).resolve().parents[1] / "expectations" / f"{SOURCE}.json"
+PATHS = ("nightshift", "baseline")
+
+
+# --- parent: orchestrate, compare, report ----------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="clean rows in the batch (default 1,000,000)")
+    parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (CSV, warehouses, results)")
+    # Internal: the parent calls itself once per stage, each in a fresh process.
+    parser.add_argument("--stage", choices=("generate", *PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.stage == "generate":
+        _generate(args.workdir, args.rows, args.seed)
+        return 0
+    if args.stage in PATHS:
+        _run_path(args.stage, args.workdir)
+        return 0
+
+    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-"))
+    try:
+        print(f"generating {args.rows:,} activity rows for {BATCH_DAY} (seed {args.seed}) in {workdir} ...", flush=True)
+        _child("generate", workdir, args)
+        results = {}
+        # One at a time: on two cores a concurrent run would time the other one too.
+        for path in ("baseline", "nightshift"):
+            print(f"running the {path} path ...", flush=True)
+            _child(path, workdir, args)
+            results[path] = json.loads((workdir / f"{path}.json").read_text())
+        agreement = _compare(workdir)
+        print()
+        print(_report(args, results, agreement))
+    finally:
+        if args.keep:
+            print(f"\nwork directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if agreement["rows_agree"] and agreement["reasons_agree"] else 1
+
+
+def _child(stage: str, workdir: Path, args: argparse.Namespace) -> None:
+    command = [sys.executable, __file__, "--stage", stage, "--workdir", str(workdir),
+               "--rows", str(args.rows), "--seed", str(args.seed)]
+    done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench stage {stage!r} failed (exit {done.returncode}); its traceback is above")
+
+
+def _compare(workdir: Path) -> dict[str, Any]:
+    """Row numbers and reasons quarantined by each path, compared."""
+    quarantined = {
+        path: {int(row): reasons for row, reasons in json.loads((workdir / f"{path}.quarantine.json").read_text())}
+        for path in PATHS
+    }
+    gx, pandas_ = quarantined["nightshift"], quarantined["baseline"]
+    only_gx, only_pandas = sorted(set(gx) - set(pandas_)), sorted(set(pandas_) - set(gx))
+    differing = sorted(row for row in set(gx) & set(pandas_) if gx[row] != pandas_[row])
+    return {
+        "rows_agree": not only_gx and not only_pandas,
+        "reasons_agree": not differing,
+        "count": len(gx),
+        "only_nightshift": only_gx,
+        "only_baseline": only_pandas,
+        "differing": [(row, gx[row], pandas_[row]) for row in differing],
+    }
+
+
+def _report(args: argparse.Namespace, results: dict[str, dict[str, Any]], agreement: dict[str, Any]) -> str:
+    ns, base = results["nightshift"], results["baseline"]
+    ns_phases, base_phases = ns["phases"], base["phases"]
+    ns_total, base_total = sum(ns_phases.values()), sum(base_phases.values())
+    gx_calls = ns["gx_calls"]
+    gx_time = ns_phases["import GX"] + sum(gx_calls)
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:.1f}x" if a is not None and b else ""
+
+    rows: list[tuple[str, float | None, float | None, bool]] = [
+        ("read       read_batch", ns_phases["read"], base_phases["read"], True),
+        ("import GX", ns_phases["import GX"], None, False),
+        ("validate   + split", ns_phases["validate"], base_phases["validate"], True),
+        ("  of which GX calls", sum(gx_calls), None, False),
+        ("  of which the rest", ns_phases["validate"] - sum(gx_calls), base_phases["validate"], True),
+        ("write      3 partitions", ns_phases["write"], base_phases["write"], True),
+        ("total", ns_total, base_total, True),
+    ]
+    width = 26
+    lines = [
+        f"Nightshift ingest benchmark: {SOURCE} {BATCH_DAY}, {ns['landed']:,} rows landed "
+        f"({args.rows:,} clean + duplicates; {BAD_RATE:.1%} bad per class; seed {args.seed})",
+        f"split: {ns['accepted']:,} accepted, {ns['quarantined']:,} quarantined",
+        "",
+        f"{'phase':<{width}}{'nightshift':>12}{'baseline':>12}{'ratio':>8}",
+    ]
+    for label, a, b, show_ratio in rows:
+        lines.append(f"{label:<{width}}{secs(a):>12}{secs(b):>12}{ratio(a, b) if show_ratio else '':>8}")
+    lines.append(
+        f"{'peak RSS':<{width}}{ns['peak_rss_mb']:>9.0f} MB{base['peak_rss_mb']:>9.0f} MB"
+        f"{ratio(ns['peak_rss_mb'], base['peak_rss_mb']):>8}"
+    )
+    lines.append(
+        f"{'  RSS before the run':<{width}}{ns['start_rss_mb']:>9.0f} MB{base['start_rss_mb']:>9.0f} MB"
+    )
+    overall = ns_total / base_total
+    warm = (ns_total - ns_phases["import GX"]) / base_total
+    verdict = "met" if overall <= TARGET_RATIO else "MISSED"
+    lines += [
+        "",
+        f"GX share of Nightshift time: {gx_time / ns_total:.0%} (import {ns_phases['import GX']:.2f} s + "
+        f"{len(gx_calls)} validate calls: " + " + ".join(f"{s:.2f} s" for s in gx_calls) + ")",
+        f"overall: nightshift / baseline = {overall:.1f}x time, "
+        f"{ns['peak_rss_mb'] / base['peak_rss_mb']:.1f}x peak memory "
+        f"(target <= {TARGET_RATIO:g}x time: {verdict}); {warm:.1f}x time without the GX import",
+    ]
+    if agreement["rows_agree"] and agreement["reasons_agree"]:
+        lines.append(f"quarantine sets: AGREE ({agreement['count']:,} rows, same reasons on every row)")
+    else:
+        lines.append(
+            f"quarantine sets: DISAGREE: {len(agreement['only_nightshift'])} row(s) only in nightshift "
+            f"{agreement['only_nightshift'][:5]}, {len(agreement['only_baseline'])} only in baseline "
+            f"{agreement['only_baseline'][:5]}, {len(agreement['differing'])} with different reasons "
+            f"{agreement['differing'][:3]}. Fix the baseline interpreter in bench/bench_ingest.py "
+            "(or the bug in validation.py it found) before trusting these times"
+        )
+    return "\n".join(lines)
+
+
+# --- children: generate, then run one path ---------------------------------------------
+
+
+def _batch_file(workdir: Path) -> Path:
+    return workdir / f"{SOURCE}_{BATCH_DAY.isoformat()}.csv"
+
+
+def _generate(workdir: Path, rows: int, seed: int) -> None:
+    from nightshift.datagen import BAD_INPUT_CLASSES, single_day_batch
+
+    data = single_day_batch(SOURCE, rows, BATCH_DAY, seed, {name: BAD_RATE for name in BAD_INPUT_CLASSES})
+    _batch_file(workdir).write_bytes(data)
+
+
+def _run_path(path: str, workdir: Path) -> None:
+    """Time one path over the generated batch; write its timings and quarantine to ``workdir``."""
+    import resource
+
+    # Libraries both paths need are imported before the clock starts; only GX is extra.
+    import duckdb  # noqa: F401
+    import pandas as pd  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    import nightshift.ingest  # noqa: F401
+    from nightshift import validation
+    from nightshift.landing import batch_id
+    from nightshift.validation import Suite, read_batch
+
+    batch_file = _batch_file(workdir)
+    contents = [(batch_file.name, batch_file.read_bytes())]
+    suite = Suite.load(SUITE_PATH)
+    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    phases: dict[str, float] = {}
+    gx_calls: list[float] = []
+    if path == "nightshift":
+        with _timer(phases, "import GX"):
+            import great_expectations  # noqa: F401
+        validation._validate = _timed(validation._validate, gx_calls)
+
+    with _timer(phases, "read"):
+        this_batch = batch_id(SOURCE, BATCH_DAY, contents)
+        batch = read_batch(contents, suite)
+    with _timer(phases, "validate"):
+        if path == "nightshift":
+            outcome = validation.validate_batch(suite, batch, BATCH_DAY, NOW)
+        else:
+            outcome = baseline_validate(suite, batch, BATCH_DAY, NOW)
+    with _timer(phases, "write"):
+        _write(workdir / path / "warehouse.duckdb", batch_file, suite, this_batch, outcome)
+
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    quarantined = outcome.quarantined
+    (workdir / f"{path}.quarantine.json").write_text(
+        json.dumps(list(zip(quarantined[validation.ROW_NUMBER].tolist(), quarantined[validation.REASONS].tolist())))
+    )
+    (workdir / f"{path}.json").write_text(
+        json.dumps(
+            {
+                "phases": phases,
+                "gx_calls": gx_calls,
+                "landed": outcome.landed_rows,
+                "accepted": len(outcome.accepted),
+                "quarantined": len(quarantined),
+                "reason_counts": outcome.reason_counts,
+                "start_rss_mb": start_rss_mb,
+                "peak_rss_mb": peak_rss_mb,
+            }
+        )
+    )
+
+
+class _timer:
+    """``with _timer(phases, "read"):`` adds the block's wall time to ``phases["read"]``."""
+
+    def __init__(self, phases: dict[str, float], name: str) -> None:
+        self.phases, self.name = phases, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.phases[self.name] = self.phases.get(self.name, 0.0) + time.perf_counter() - self.started
+
+
+def _timed(function: Callable[..., Any], seconds: list[float]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    return wrapper
+
+
+def _write(database: Path, batch_file: Path, suite: Suite, this_batch: str, outcome: ValidationOutcome) -> None:
+    """The partition writes of ``ingest_batch``: raw, quarantine and the validation-run row."""
+    from nightshift.ingest import IngestSummary, _summary_row
+    from nightshift.landing import LandedFile
+    from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
+
+    summary = IngestSummary(
+        source=SOURCE,
+        batch_date=BATCH_DAY.isoformat(),
+        batch_id=this_batch,
+        landed=outcome.landed_rows,
+        accepted=len(outcome.accepted),
+        quarantined=len(outcome.quarantined),
+        reason_counts=outcome.reason_counts,
+        extra_columns=outcome.extra_columns,
+        suite=suite.name,
+        suite_version=suite.version,
+    )
+    landed = [LandedFile(uri=str(batch_file), name=batch_file.name, size=batch_file.stat().st_size, fingerprint="bench")]
+    partition = {"batch_date": BATCH_DAY}
+    Warehouse.from_uri(f"duckdb:///{database}").replace_partitions(
+        [
+            PartitionWrite(raw_table(SOURCE), partition, outcome.accepted.assign(batch_id=this_batch)),
+            PartitionWrite(quarantine_table(SOURCE), partition, outcome.quarantined.assign(batch_id=this_batch)),
+            PartitionWrite(
+                VALIDATION_RUNS, {"source": SOURCE, "batch_date": BATCH_DAY}, _summary_row(summary, suite, landed, NOW)
+            ),
+        ]
+    )
+
+
+# --- baseline: the suite's rules as pandas masks ---------------------------------------
+
+
+def baseline_validate(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) -> ValidationOutcome:
+    """``validate_batch``'s contract, with every rule of ``suite`` applied as a pandas mask.
+
+    Same outcome as Nightshift's: the same typed accepted frame, the same quarantine frame
+    with the same reasons, so that the write that follows costs the same.
+    """
+    import numpy as np
+
+    from nightshift.validation import (
+        REASONS,
+        ROW_NUMBER,
+        SOURCE_FILE,
+        TYPE_RULE,
+        BatchRejected,
+        ValidationOutcome,
+        suite_parameters,
+    )
+
+    parameters = suite_parameters(suite, day, now)
+    landed = len(batch)
+    declared = list(suite.column_types)
+    extra = [c for c in batch.columns if c not in suite.column_types and c not in (SOURCE_FILE, ROW_NUMBER)]
+
+    row_rules = []
+    for expectation in suite.definition["expectations"]:
+        kind, kwargs = expectation["type"], _resolve(expectation.get("kwargs", {}), parameters)
+        if kind == TYPE_RULE:
+            continue
+        if kind in _BATCH_RULES:
+            problem = _BATCH_RULES[kind](batch.drop(columns=[SOURCE_FILE, ROW_NUMBER]), **kwargs)
+            if problem:
+                raise BatchRejected(f"{_rule_name(expectation)} failed: {problem}")
+        elif kind in _ROW_RULES:
+            row_rules.append((_rule_name(expectation), _ROW_RULES[kind], kwargs))
+        else:
+            raise SystemExit(
+                f"suite {suite.path}: the baseline has no pandas version of {kind!r}; "
+                "add one to _BATCH_RULES or _ROW_RULES in bench/bench_ingest.py"
+            )
+    missing = [c for c in declared if c not in batch.columns]
+    if missing:
+        raise BatchRejected(f"column(s) {missing} declared by {TYPE_RULE} are missing from the batch")
+
+    typed, unreadable = _baseline_coerce(suite, batch)
+    failed = {f"{TYPE_RULE}({col})": mask for col, mask in unreadable.items()}
+    for name, rule, kwargs in row_rules:
+        column = kwargs["column"]
+        mask = rule(typed[column], **{k: v for k, v in kwargs.items() if k != "column"})
+        if rule is _not_null:
+            # An unreadable value already failed its type rule; it is not also missing.
+            mask &= ~unreadable[column]
+        failed[name] = failed[name] | mask if name in failed else mask
+    failed = {name: mask for name, mask in failed.items() if mask.any()}
+
+    any_failed = np.logical_or.reduce(list(failed.values())) if failed else np.zeros(landed, dtype=bool)
+    reasons = np.full(int(any_failed.sum()), "", dtype=object)
+    for name in sorted(failed):
+        hit = failed[name][any_failed]
+        reasons[hit] += name + "; "
+    quarantined = batch.loc[any_failed, declared + [SOURCE_FILE, ROW_NUMBER]].astype({c: "string" for c in declared})
+    quarantined[REASONS] = [text[:-2] for text in reasons]
+    outcome = ValidationOutcome(
+        accepted=typed.loc[~any_failed, declared].reset_index(drop=True),
+        quarantined=quarantined.reset_index(drop=True),
+        landed_rows=landed,
+        reason_counts={name: int(mask.sum()) for name, mask in sorted(failed.items())},
+        extra_columns=extra,
+    )
+    outcome.check_invariant(f"baseline for suite {suite.name!r}")
+    return outcome
+
+
+def _rule_name(expectation: dict[str, Any]) -> str:
+    """The name ``validation.rule_name`` gives: ``meta.name``, else ``type(column)``."""
+    meta = expectation.get("meta") or {}
+    if meta.get("name"):
+        return str(meta["name"])
+    column = expectation.get("kwargs", {}).get("column")
+    return f"{expectation['type']}({column})" if column else expectation["type"]
+
+
+def _resolve(kwargs: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``{"$PARAMETER": name}`` values with the batch's suite parameters."""
+    resolved = {}
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and "$PARAMETER" in value:
+            if value["$PARAMETER"] not in parameters:
+                raise SystemExit(f"$PARAMETER {value['$PARAMETER']!r} is not one of {sorted(parameters)}")
+            value = parameters[value["$PARAMETER"]]
+        resolved[key] = value
+    return resolved
+
+
+def _baseline_coerce(suite: Suite, batch: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Text to the declared types; per column, the rows whose present value is unreadable."""
+    import numpy as np
+    import pandas as pd
+
+    typed = pd.DataFrame(index=batch.index)
+    unreadable: dict[str, np.ndarray] = {}
+    for column, type_ in suite.column_types.items():
+        text = batch[column]
+        present = text.notna().to_numpy()
+        if type_ == "str":
+            values, bad = text.astype("string"), np.zeros(len(text), dtype=bool)
+        elif type_ == "datetime64[ns]":
+            parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+            values = parsed.dt.tz_localize(None).astype("datetime64[ns]")
+            bad = present & values.isna().to_numpy()
+        else:
+            numbers = pd.to_numeric(text, errors="coerce")
+            if type_ == "int64":
+                whole = numbers.isna() | (numbers % 1 == 0)
+                numbers = numbers.where(whole)
+                values = numbers.astype("Float64").astype("Int64")
+            else:
+                values = numbers.astype("float64")
+            bad = present & numbers.isna().to_numpy()
+        typed[column] = values
+        unreadable[column] = bad
+    return typed, unreadable
+
+
+def _table_columns(frame: pd.DataFrame, column_set: list[str], exact_match: bool = True, **_: Any) -> str:
+    missing = sorted(set(column_set) - set(frame.columns))
+    unexpected = sorted(set(frame.columns) - set(column_set)) if exact_match else []
+    return f"missing {missing}, unexpected {unexpected}" if missing or unexpected else ""
+
+
+def _row_count(frame: pd.DataFrame, min_value: int | None = None, max_value: int | None = None, **_: Any) -> str:
+    count = len(frame)
+    if (min_value is not None and count < min_value) or (max_value is not None and count > max_value):
+        return f"{count} rows, expected between {min_value} and {max_value}"
+    return ""
+
+
+# GX map expectations never flag a missing value (that is not_null's job): every row rule
+# below fails only present values, except not_null itself.
+def _not_null(values: pd.Series, **_: Any) -> np.ndarray:
+    return values.isna().to_numpy()
+
+
+def _between(
+    values: pd.Series,
+    min_value: Any = None,
+    max_value: Any = None,
+    strict_min: bool = False,
+    strict_max: bool = False,
+    **_: Any,
+) -> np.ndarray:
+    import numpy as np
+
+    inside = np.ones(len(values), dtype=bool)
+    if min_value is not None:
+        inside &= (values > min_value if strict_min else values >= min_value).to_numpy(dtype=bool, na_value=True)
+    if max_value is not None:
+        inside &= (values < max_value if strict_max else values <= max_value).to_numpy(dtype=bool, na_value=True)
+    return values.notna().to_numpy() & ~inside
+
+
+def _in_set(values: pd.Series, value_set: list[Any], **_: Any) -> np.ndarray:
+    return values.notna().to_numpy() & ~values.isin(value_set).to_numpy(dtype=bool, na_value=True)
+
+
+def _unique(values: pd.Series, **_: Any) -> np.ndarray:
+    # Missing values count as duplicates of each other in pandas but not in GX.
+    return values.notna().to_numpy() & values.duplicated(keep=False).to_numpy()
+
+
+_BATCH_RULES: dict[str, Callable[..., str]] = {
+    "expect_table_columns_to_match_set": _table_columns,
+    "expect_table_row_count_to_be_between": _row_count,
+}
+_ROW_RULES: dict[str, Callable[..., np.ndarray]] = {
+    "expect_column_values_to_not_be_null": _not_null,
+    "expect_column_values_to_be_between": _between,
+    "expect_column_values_to_be_in_set": _in_set,
+    "expect_column_values_to_be_unique": _unique,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
