@@ -6,6 +6,7 @@ A backfill of four days is created with `airflow backfill create`, exactly as a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -75,10 +76,10 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
         assert _backfill_states(db) == [(f"2026-01-0{i}", "success") for i in range(1, 5)]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
         log.close()
 
     runs = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(VALIDATION_RUNS)
