@@ -53,14 +53,11 @@ with DAG(
                 """Done once D's batch has landed; fails clearly after the source's deadline."""
                 from airflow.sdk.exceptions import AirflowFailException
 
-                from nightshift.ingest import BatchMissing, batch_landed
-                from nightshift.usecase import all_sources, load_use_cases
+                from nightshift import ingest
 
-                settings = Settings.from_env()
-                config = all_sources(load_use_cases(settings.config_dir))[name]
                 try:
-                    return PokeReturnValue(is_done=batch_landed(settings, config, pendulum.parse(ds).date()))
-                except BatchMissing as exc:
+                    return PokeReturnValue(is_done=ingest.wait_for_batch(name, pendulum.parse(ds).date()))
+                except ingest.BatchMissing as exc:
                     raise AirflowFailException(str(exc)) from exc
 
             @task(task_id="validate_and_load", outlets=[raw_asset(source_name)])
@@ -68,14 +65,11 @@ with DAG(
                 """Validate D's batch and replace D's raw, quarantine and summary partitions."""
                 from airflow.sdk.exceptions import AirflowFailException
 
-                from nightshift.ingest import BatchRejected, ingest_batch, summary_dict
-                from nightshift.usecase import all_sources, load_use_cases
+                from nightshift import ingest
 
-                settings = Settings.from_env()
-                config = all_sources(load_use_cases(settings.config_dir))[name]
                 try:
-                    return summary_dict(ingest_batch(settings, config, pendulum.parse(ds).date()))
-                except BatchRejected as exc:
+                    return ingest.ingest_day(name, pendulum.parse(ds).date())
+                except ingest.BatchRejected as exc:
                     # Retrying cannot fix a broken file: fail now, with the reason.
                     raise AirflowFailException(str(exc)) from exc
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from nightshift.landing import LandedFile, Landing, batch_id
 from nightshift.settings import Settings
-from nightshift.usecase import SourceConfig
+from nightshift.usecase import SourceConfig, all_sources, load_use_cases
 from nightshift.validation import REASONS, BatchRejected, Suite, read_batch, reason_counts_json, validate_batch
 from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
 
@@ -152,7 +152,19 @@ def _summary_row(summary: IngestSummary, suite: Suite, files: list[LandedFile], 
     ).astype({"landed_rows": "int64", "accepted_rows": "int64", "quarantined_rows": "int64"})
 
 
-def summary_dict(summary: IngestSummary) -> dict[str, Any]:
-    """The summary as plain JSON-able data (for XCom)."""
-    return asdict(summary)
+def configured_source(settings: Settings, name: str) -> SourceConfig:
+    """The source ``name`` as the use-case files in ``settings.config_dir`` configure it."""
+    return all_sources(load_use_cases(settings.config_dir))[name]
+
+
+def wait_for_batch(source_name: str, day: date) -> bool:
+    """Entry point of the ingest sensor: has (source, day) landed? (raises past the deadline)."""
+    settings = Settings.from_env()
+    return batch_landed(settings, configured_source(settings, source_name), day)
+
+
+def ingest_day(source_name: str, day: date) -> dict[str, Any]:
+    """Entry point of the ingest task: ingest (source, day); returns the summary for XCom."""
+    settings = Settings.from_env()
+    return asdict(ingest_batch(settings, configured_source(settings, source_name), day))
 
