@@ -214,3 +214,10 @@ def test_suite_declaring_an_unsupported_type_is_refused(tmp_path: Path) -> None:
     path.write_text('{"name": "bad", "expectations": [{"type": "expect_column_values_to_be_of_type", "kwargs": {"column": "a", "type_": "decimal"}}]}')
     with pytest.raises(ValueError, match=r"declares type 'decimal'; use one of"):
         Suite.load(path)
+
+
+def test_gx_hash_threshold_switch_still_exists() -> None:
+    """validation._validate turns GX's frame hashing off through this module global."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    assert hasattr(pandas_execution_engine, "HASH_THRESHOLD")
