@@ -310,34 +310,12 @@ def _timed(function: Callable[..., Any], calls: list[list[float]]) -> Callable[.
 
 def _write(database: Path, batch_file: Path, suite: Suite, this_batch: str, outcome: ValidationOutcome) -> None:
     """The partition writes of ``ingest_batch``: raw, quarantine and the validation-run row."""
-    from nightshift.ingest import IngestSummary, _summary_row
+    from nightshift.ingest import write_batch
     from nightshift.landing import LandedFile
-    from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
+    from nightshift.warehouse import Warehouse
 
-    summary = IngestSummary(
-        source=SOURCE,
-        batch_date=BATCH_DAY.isoformat(),
-        batch_id=this_batch,
-        landed=outcome.landed_rows,
-        accepted=len(outcome.accepted),
-        quarantined=len(outcome.quarantined),
-        reason_counts=outcome.reason_counts,
-        extra_columns=outcome.extra_columns,
-        suite=suite.name,
-        suite_version=suite.version,
-    )
-    size = batch_file.stat().st_size
-    landed = [LandedFile(uri=str(batch_file), name=batch_file.name, size=size, fingerprint="bench")]
-    partition = {"batch_date": BATCH_DAY}
-    Warehouse.from_uri(f"duckdb:///{database}").replace_partitions(
-        [
-            PartitionWrite(raw_table(SOURCE), partition, outcome.accepted.assign(batch_id=this_batch)),
-            PartitionWrite(quarantine_table(SOURCE), partition, outcome.quarantined.assign(batch_id=this_batch)),
-            PartitionWrite(
-                VALIDATION_RUNS, {"source": SOURCE, "batch_date": BATCH_DAY}, _summary_row(summary, suite, landed, NOW)
-            ),
-        ]
-    )
+    landed = [LandedFile(uri=str(batch_file), name=batch_file.name, size=batch_file.stat().st_size, fingerprint="bench")]
+    write_batch(Warehouse.from_uri(f"duckdb:///{database}"), SOURCE, BATCH_DAY, this_batch, suite, landed, outcome, NOW)
 
 
 # --- baseline: the suite's rules as pandas masks ---------------------------------------
@@ -349,20 +327,10 @@ def baseline_validate(suite: Suite, batch: pd.DataFrame, day: date, now: datetim
     Same outcome as Nightshift's: the same typed accepted frame, the same quarantine frame
     with the same reasons, so that the write that follows costs the same.
     """
-    import numpy as np
 
-    from nightshift.validation import (
-        REASONS,
-        ROW_NUMBER,
-        SOURCE_FILE,
-        TYPE_RULE,
-        BatchRejected,
-        ValidationOutcome,
-        suite_parameters,
-    )
+    from nightshift.validation import ROW_NUMBER, SOURCE_FILE, TYPE_RULE, BatchRejected, split_rows, suite_parameters
 
     parameters = suite_parameters(suite, day, now)
-    landed = len(batch)
     declared = list(suite.column_types)
     extra = [c for c in batch.columns if c not in suite.column_types and c not in (SOURCE_FILE, ROW_NUMBER)]
 
@@ -397,22 +365,7 @@ def baseline_validate(suite: Suite, batch: pd.DataFrame, day: date, now: datetim
         failed[name] = failed[name] | mask if name in failed else mask
     failed = {name: mask for name, mask in failed.items() if mask.any()}
 
-    any_failed = np.logical_or.reduce(list(failed.values())) if failed else np.zeros(landed, dtype=bool)
-    reasons = np.full(int(any_failed.sum()), "", dtype=object)
-    for name in sorted(failed):
-        hit = failed[name][any_failed]
-        reasons[hit] += name + "; "
-    quarantined = batch.loc[any_failed, declared + [SOURCE_FILE, ROW_NUMBER]].astype({c: "string" for c in declared})
-    quarantined[REASONS] = [text[:-2] for text in reasons]
-    outcome = ValidationOutcome(
-        accepted=typed.loc[~any_failed, declared].reset_index(drop=True),
-        quarantined=quarantined.reset_index(drop=True),
-        landed_rows=landed,
-        reason_counts={name: int(mask.sum()) for name, mask in sorted(failed.items())},
-        extra_columns=extra,
-    )
-    outcome.check_invariant(f"baseline for suite {suite.name!r}")
-    return outcome
+    return split_rows(suite, batch, typed, failed, extra)
 
 
 def _rule_name(expectation: dict[str, Any]) -> str:

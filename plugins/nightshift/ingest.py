@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from nightshift.landing import LandedFile, Landing, batch_id
 from nightshift.settings import Settings
 from nightshift.usecase import SourceConfig, all_sources, load_use_cases
-from nightshift.validation import REASONS, BatchRejected, Suite, read_batch, reason_counts_json, validate_batch
+from nightshift.validation import (
+    BatchRejected,
+    Suite,
+    ValidationOutcome,
+    read_batch,
+    reason_counts_json,
+    validate_batch,
+)
 from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
 
 if TYPE_CHECKING:
@@ -99,8 +106,27 @@ def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datet
             f"Fix or replace the file(s) in {location}, then clear this task in Airflow to re-run {day}"
         ) from exc
 
+    summary = write_batch(Warehouse.from_uri(settings.warehouse_uri), source.name, day, this_batch, suite, files, outcome, now)
+    log.info(
+        "%s/%s: landed %d, accepted %d, quarantined %d %s",
+        source.name, day, summary.landed, summary.accepted, summary.quarantined, summary.reason_counts or "",
+    )
+    return summary
+
+
+def write_batch(
+    warehouse: Warehouse,
+    source: str,
+    day: date,
+    this_batch: str,
+    suite: Suite,
+    files: list[LandedFile],
+    outcome: ValidationOutcome,
+    now: datetime,
+) -> IngestSummary:
+    """Replace day's raw, quarantine and validation-run partitions of ``source`` in one go."""
     summary = IngestSummary(
-        source=source.name,
+        source=source,
         batch_date=day.isoformat(),
         batch_id=this_batch,
         landed=outcome.landed_rows,
@@ -111,19 +137,13 @@ def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datet
         suite=suite.name,
         suite_version=suite.version,
     )
-    accepted = outcome.accepted.assign(batch_id=this_batch)
-    quarantined = outcome.quarantined.assign(batch_id=this_batch)
     partition = {"batch_date": day}
-    Warehouse.from_uri(settings.warehouse_uri).replace_partitions(
+    warehouse.replace_partitions(
         [
-            PartitionWrite(raw_table(source.name), partition, accepted),
-            PartitionWrite(quarantine_table(source.name), partition, quarantined),
-            PartitionWrite(VALIDATION_RUNS, {"source": source.name, "batch_date": day}, _summary_row(summary, suite, files, now)),
+            PartitionWrite(raw_table(source), partition, outcome.accepted.assign(batch_id=this_batch)),
+            PartitionWrite(quarantine_table(source), partition, outcome.quarantined.assign(batch_id=this_batch)),
+            PartitionWrite(VALIDATION_RUNS, {"source": source, "batch_date": day}, _summary_row(summary, suite, files, now)),
         ]
-    )
-    log.info(
-        "%s/%s: landed %d, accepted %d, quarantined %d %s",
-        source.name, day, summary.landed, summary.accepted, summary.quarantined, summary.reason_counts or "",
     )
     return summary
 

@@ -175,7 +175,6 @@ def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) 
     Raises:
         BatchRejected: a batch rule failed; the message names the rule and what was seen.
     """
-    import pandas as pd
 
     landed = len(batch)
     extra = [c for c in batch.columns if c not in suite.column_types and c not in (SOURCE_FILE, ROW_NUMBER)]
@@ -207,6 +206,23 @@ def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) 
                 if not failed[key].any():
                     del failed[key]
 
+    return split_rows(suite, batch, typed, failed, extra)
+
+
+def split_rows(
+    suite: Suite, batch: pd.DataFrame, typed: pd.DataFrame, failed: dict[str, Any], extra: list[str]
+) -> ValidationOutcome:
+    """Split a batch by per-rule failure masks: typed accepted rows, landed text for the rest.
+
+    Args:
+        batch: the landed text, as :func:`read_batch` returns it.
+        typed: the same rows converted to the declared types.
+        failed: rule name -> boolean mask of the rows breaking it.
+        extra: undeclared columns (reported, not loaded).
+    """
+    import pandas as pd
+
+    landed = len(batch)
     any_failed = _false(landed)
     for mask in failed.values():
         any_failed |= mask
@@ -217,13 +233,10 @@ def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) 
     reasons = reasons.str.rstrip("; ")
 
     declared = list(suite.column_types)
-    accepted = typed.loc[~any_failed, declared].reset_index(drop=True)
-    quarantined = batch.loc[any_failed, declared + [SOURCE_FILE, ROW_NUMBER]].astype(
-        {c: "string" for c in declared}
-    )
+    quarantined = batch.loc[any_failed, declared + [SOURCE_FILE, ROW_NUMBER]].astype({c: "string" for c in declared})
     quarantined[REASONS] = reasons.values
     outcome = ValidationOutcome(
-        accepted=accepted,
+        accepted=typed.loc[~any_failed, declared].reset_index(drop=True),
         quarantined=quarantined.reset_index(drop=True),
         landed_rows=landed,
         reason_counts={name: int(mask.sum()) for name, mask in sorted(failed.items())},
