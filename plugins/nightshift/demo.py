@@ -20,6 +20,7 @@ import sys
 from dataclasses import asdict, replace
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from nightshift.datagen import DatagenSpec, batch_file_name, generate, write_landing
 from nightshift.landing import Landing
@@ -119,7 +120,7 @@ def main() -> int:
     print(f"\n  Airflow UI:   make airflow   (metadata DB: {airflow_home / 'airflow.db'})")
     print(f"  Warehouse:    {settings.warehouse_uri}")
     if settings.profile == "embedded":
-        db = settings.warehouse_uri.removeprefix("duckdb://")
+        db = urlparse(settings.warehouse_uri).path
         print(f"  Query it:     .venv/bin/python -c \"import duckdb; print(duckdb.connect('{db}', read_only=True)"
               ".sql('select source, sum(quarantined_rows) from meta.validation_runs group by 1'))\"")
     print(f"  Landing zone: {settings.landing_uri}")
