@@ -13,6 +13,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Some environments set this; with it every process recompiles Airflow and GX from source.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast airflow lock bench clean
 
@@ -20,7 +22,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	# --compile-bytecode: each Airflow task is a new process; precompiled imports start ~2x faster.
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 

@@ -1,0 +1,22 @@
+{{ config(location=feature_table_location('customer_profile_daily')) }}
+
+-- Profile features: one row per customer per snapshot day.
+with customers as (
+    select * from {{ ref('stg_customers') }}
+),
+
+final as (
+    select
+        customer_id,
+        batch_date as feature_date,
+        cast(batch_date + interval '1 day' as timestamp) as feature_timestamp,
+        cast(batch_date + interval '1 day' as timestamp) as created_at,
+        plan,
+        region,
+        channel,
+        cast(monthly_price as double) as monthly_price,
+        cast(batch_date - signup_date as double) as tenure_days
+    from customers
+)
+
+select * from final
