@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 #: The repository root: plugins/nightshift/settings.py -> ../../
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ class Settings:
     mlflow_uri: str
     config_dir: Path
     expectations_dir: Path
+    redis_url: str = "redis://127.0.0.1:6379/0"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +46,7 @@ class Settings:
         ``NIGHTSHIFT_MLFLOW_URI``         ``sqlite:///$NIGHTSHIFT_HOME/mlflow/mlflow.db``
         ``NIGHTSHIFT_CONFIG_DIR``         ``<repo>/config``
         ``NIGHTSHIFT_EXPECTATIONS_DIR``   ``<repo>/expectations``
+        ``NIGHTSHIFT_REDIS_URL``          ``redis://127.0.0.1:6379/0`` (production online store)
         ================================  =============================================
         """
         env = os.environ if env is None else env
@@ -57,9 +60,44 @@ class Settings:
             mlflow_uri=env.get("NIGHTSHIFT_MLFLOW_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             config_dir=Path(env.get("NIGHTSHIFT_CONFIG_DIR") or PROJECT_ROOT / "config"),
             expectations_dir=Path(env.get("NIGHTSHIFT_EXPECTATIONS_DIR") or PROJECT_ROOT / "expectations"),
+            redis_url=env.get("NIGHTSHIFT_REDIS_URL") or "redis://127.0.0.1:6379/0",
         )
 
     @property
     def profile(self) -> str:
         """``embedded`` when the warehouse is a DuckDB file, ``production`` otherwise."""
         return "embedded" if self.warehouse_uri.startswith("duckdb:") else "production"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        """Directory of the embedded warehouse (its Parquet tables and dbt's own DuckDB file)."""
+        if self.profile != "embedded":
+            return self.home / "warehouse"
+        return Path(urlparse(self.warehouse_uri).path).parent
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        """The Feast configuration of this profile."""
+        name = "feature_store.yaml" if self.profile == "embedded" else "feature_store.production.yaml"
+        return PROJECT_ROOT / "feature_repo" / name
+
+    def profile_variables(self) -> dict[str, str]:
+        """Variables that dbt's profiles.yml and Feast's feature_store.yaml are written against."""
+        variables = {
+            "NIGHTSHIFT_HOME": str(self.home),
+            "NIGHTSHIFT_WAREHOUSE_DIR": str(self.warehouse_dir),
+            "DBT_TARGET": "duckdb" if self.profile == "embedded" else "postgres",
+        }
+        if self.profile == "production":
+            url = urlparse(self.warehouse_uri)
+            redis = urlparse(self.redis_url)
+            variables.update(
+                NIGHTSHIFT_PG_HOST=url.hostname or "127.0.0.1",
+                NIGHTSHIFT_PG_PORT=str(url.port or 5432),
+                NIGHTSHIFT_PG_USER=url.username or "postgres",
+                NIGHTSHIFT_PG_PASSWORD=url.password or "",
+                NIGHTSHIFT_PG_DB=url.path.lstrip("/"),
+                NIGHTSHIFT_REDIS_CONNECTION=f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379}"
+                + (f",db={redis.path.lstrip('/')}" if redis.path.lstrip("/") else ""),
+            )
+        return variables

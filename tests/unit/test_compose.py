@@ -287,7 +287,8 @@ def test_nightshift_settings_resolve_to_the_production_profile(services: dict[st
         assert settings.warehouse_uri.startswith("postgresql://"), settings.warehouse_uri
         assert settings.mlflow_uri == "http://mlflow:5000"
         assert postgres_url_parts(settings.warehouse_uri)[:2] == ("postgres", "warehouse")
-        assert env.get("NIGHTSHIFT_FEAST_PROFILE") == "production"
+        assert settings.feature_store_yaml.name == "feature_store.production.yaml"
+        assert settings.redis_url.startswith("redis://redis:6379")
         assert env.get("AWS_ENDPOINT_URL") == "http://minio:9000"
         assert env.get("MLFLOW_S3_ENDPOINT_URL") == "http://minio:9000"
 
