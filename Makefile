@@ -18,6 +18,11 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-fast airflow lock bench clean
 
+# Cosmos renders the dbt task graph from this manifest instead of running dbt at parse time.
+MANIFEST := dbt/target/manifest.json
+$(MANIFEST): $(BIN)/.installed $(shell find dbt/models dbt/macros dbt/tests -type f) dbt/dbt_project.yml dbt/profiles.yml
+	cd dbt && DO_NOT_TRACK=1 NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt parse --profiles-dir . --quiet
+
 # The venv is rebuilt only when the lock or the package metadata change.
 $(BIN)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,17 +32,17 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.installed $(MANIFEST)
 	$(BIN)/python -m nightshift.demo
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(MANIFEST)
 	$(BIN)/python -m pytest -m "not e2e" -q
 	$(BIN)/python -m pytest -m e2e -q
 
-test-fast: $(BIN)/.installed
+test-fast: $(BIN)/.installed $(MANIFEST)
 	$(BIN)/python -m pytest -m "not e2e" -q
 
-airflow: $(BIN)/.installed
+airflow: $(BIN)/.installed $(MANIFEST)
 	@echo "Airflow UI on http://localhost:8080 (login details are printed by standalone below)"
 	$(BIN)/airflow standalone
 

@@ -61,14 +61,17 @@ with DAG(
                     raise AirflowFailException(str(exc)) from exc
 
             @task(task_id="validate_and_load", outlets=[raw_asset(source_name)])
-            def validate_and_load(name: str, ds: str | None = None) -> dict:
+            def validate_and_load(name: str, ds: str | None = None, outlet_events: dict | None = None) -> dict:
                 """Validate D's batch and replace D's raw, quarantine and summary partitions."""
                 from airflow.sdk.exceptions import AirflowFailException
 
                 from nightshift import ingest
 
                 try:
-                    return ingest.ingest_day(name, pendulum.parse(ds).date())
+                    summary = ingest.ingest_day(name, pendulum.parse(ds).date())
+                    # Downstream runs learn which day they are for from the event.
+                    outlet_events[raw_asset(name)].extra = {"batch_date": summary["batch_date"]}
+                    return summary
                 except ingest.BatchRejected as exc:
                     # Retrying cannot fix a broken file: fail now, with the reason.
                     raise AirflowFailException(str(exc)) from exc

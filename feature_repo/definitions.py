@@ -73,10 +73,29 @@ customer_profile_fv = FeatureView(
     tags={"owner": "crm-data", "dbt_model": "customer_profile_daily"},
 )
 
-# Version 1 of the churn model's inputs. Released: do not edit, add churn_v2.
+# Version 1 of the churn model's inputs. Released: do not edit, add churn_v2. Features are listed
+# by name, so a field added to a view later never changes what this service serves.
 churn_v1 = FeatureService(
     name="churn_v1",
-    features=[customer_activity_fv, customer_profile_fv],
+    features=[
+        customer_activity_fv[
+            [
+                "sessions_7d",
+                "sessions_28d",
+                "minutes_7d",
+                "minutes_28d",
+                "spend_7d",
+                "spend_28d",
+                "support_tickets_7d",
+                "support_tickets_28d",
+                "active_days_7d",
+                "active_days_28d",
+                "plan_changes_28d",
+                "days_since_last_activity",
+            ]
+        ],
+        customer_profile_fv[["plan", "region", "channel", "monthly_price", "tenure_days"]],
+    ],
     tags={"owner": "data-platform", "use_case": "churn"},
     description="Inputs of churn models trained from 2026-01 on.",
 )

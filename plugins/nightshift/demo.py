@@ -7,7 +7,10 @@ Steps, each skipped when already done (so a second ``make demo`` is quick):
 3. run ``ingest`` for every demo day as a real DAG run. One day has a corrupt file on
    purpose: its run fails with a message naming the file, then the demo lands the fixed
    file and re-runs that day, which succeeds;
-4. print where to look.
+4. run ``features`` for the last demo day: dbt rebuilds every day's feature rows, Feast
+   applies the definitions and materializes the online store, the skew check compares
+   online and offline values;
+5. print where to look.
 """
 
 from __future__ import annotations
@@ -113,6 +116,12 @@ def main() -> int:
         print(f"ingest failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
         return 1
 
+    last_day = spec.start + timedelta(days=spec.days - 1)
+    print(f"features: dbt, feast apply, materialization and the skew check for {last_day}")
+    if _run("features", last_day, 1, env) != {last_day: "success"}:
+        print(f"features failed for {last_day}: see the run log with `make airflow`")
+        return 1
+
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     totals = runs.groupby("source")[["landed_rows", "accepted_rows", "quarantined_rows"]].sum()
     print("\nDemo done. Rows per source over the demo range:")
@@ -124,6 +133,11 @@ def main() -> int:
         print(f"  Query it:     .venv/bin/python -c \"import duckdb; print(duckdb.connect('{db}', read_only=True)"
               ".sql('select source, sum(quarantined_rows) from meta.validation_runs group by 1'))\"")
     print(f"  Landing zone: {settings.landing_uri}")
+    if settings.profile == "embedded":
+        print(f"  Feature tables: {settings.warehouse_dir / 'tables' / 'features'}/<model>/part.parquet "
+              "(views features.customer_activity_daily, features.customer_profile_daily)")
+        print(f"  Online store:   {settings.home / 'feast' / 'online_store.db'} (Feast registry: "
+              f"{settings.home / 'feast' / 'registry.db'})")
     return 0
 
 

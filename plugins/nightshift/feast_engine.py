@@ -110,8 +110,12 @@ class ChunkedLocalComputeEngine(LocalComputeEngine):
         step = timedelta(days=self.cfg.chunk_days)
         job_id = f"{fv.name}-{task.start_time}-{task.end_time}"
         if task.disable_event_timestamp:
-            # materialize(disable_event_timestamp=True) means "everything"; not chunkable meaningfully
-            return super()._materialize_one(registry, task, **kwargs)
+            # materialize(disable_event_timestamp=True) means "everything"; not chunkable meaningfully.
+            # This engine records its own intervals (applies_materialization), so record this one too.
+            job = super()._materialize_one(registry, task, **kwargs)
+            if job.status() == MaterializationJobStatus.SUCCEEDED:
+                registry.apply_materialization(fv, task.project, task.start_time, task.end_time, commit=True)
+            return job
         for cs, ce in chunk_bounds(task.start_time, task.end_time, step, self.cfg.align):
             t0 = time.time()
             sub = dataclasses.replace(task, start_time=cs, end_time=ce)

@@ -429,8 +429,12 @@ class AsofDuckDBOfflineStore(OfflineStore):
                     )
                 naive = _is_naive_ts_type(stypes[p["ts"]])
                 ts_raw = _q(p["ts"])
-                where = [f"{ts_raw} IS NOT NULL", f"{ts_raw} <= {_ts_literal(max_ts, naive)}"]
-                if p["ttl"] is not None:
+                if pd.isna(max_ts):
+                    # no entity rows: nothing can match (and NaT has no SQL literal)
+                    where = ["false"]
+                else:
+                    where = [f"{ts_raw} IS NOT NULL", f"{ts_raw} <= {_ts_literal(max_ts, naive)}"]
+                if p["ttl"] is not None and not pd.isna(min_ts):
                     lo = pd.Timestamp(min_ts) - pd.Timedelta(microseconds=p["ttl"])
                     where.append(f"{ts_raw} >= {_ts_literal(lo, naive)}")
                 sel = [f"CAST({ts_raw} AS TIMESTAMPTZ) AS __ts"]
@@ -483,8 +487,8 @@ class AsofDuckDBOfflineStore(OfflineStore):
             metadata=RetrievalMetadata(
                 features=feature_refs,
                 keys=entity_keys,
-                min_event_timestamp=pd.Timestamp(min_ts).to_pydatetime() if min_ts is not None else None,
-                max_event_timestamp=pd.Timestamp(max_ts).to_pydatetime() if max_ts is not None else None,
+                min_event_timestamp=None if pd.isna(min_ts) else pd.Timestamp(min_ts).to_pydatetime(),
+                max_event_timestamp=None if pd.isna(max_ts) else pd.Timestamp(max_ts).to_pydatetime(),
             ),
         )
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
+DBT_PROJECT = PROJECT_ROOT / "dbt"
 
 
 class FeatureDataMissing(RuntimeError):
@@ -55,16 +56,16 @@ def feature_store(settings: Settings, repo_path: Path = FEATURE_REPO) -> Feature
 def apply_definitions(settings: Settings, repo_path: Path = FEATURE_REPO) -> list[str]:
     """``feast apply`` on ``repo_path``; returns the feature views now in the registry.
 
-    A definition Feast refuses (say, a field no source column provides) raises Feast's own
-    error here, before anything is materialized.
+    Every declared field is checked against its source's columns first, so a definition that
+    names a column no dbt model provides fails here, before the registry changes and before
+    anything is materialized.
     """
     from feast.repo_operations import apply_total_with_repo_instance
 
     store = feature_store(settings, repo_path)
-    apply_total_with_repo_instance(
-        store, store.config.project, store.registry, parse_definitions(repo_path), skip_source_validation=False
-    )
-    validate_schemas(store)
+    repo = parse_definitions(repo_path)
+    validate_schemas(store, repo.feature_views)
+    apply_total_with_repo_instance(store, store.config.project, store.registry, repo, skip_source_validation=False)
     return sorted(fv.name for fv in store.list_feature_views())
 
 
@@ -94,16 +95,26 @@ def parse_definitions(repo_path: Path) -> Any:
         sys.path.remove(str(repo_path))
 
 
-def validate_schemas(store: FeatureStore) -> None:
-    """Every declared field must be a column of its source; Feast checks this only lazily."""
-    for fv in store.list_feature_views():
+def validate_schemas(store: FeatureStore, feature_views: Any) -> None:
+    """Every declared field must be a column of its source.
+
+    Feast itself accepts such a view at apply time and fails only when it is read or
+    materialized; this check makes the mistake fail at apply time, naming the field.
+    """
+    for fv in feature_views:
         source = fv.batch_source
-        columns = source.get_table_column_names_and_types(store.config)
+        try:
+            columns = {name for name, _ in source.get_table_column_names_and_types(store.config)}
+        except Exception as exc:  # noqa: BLE001 - Feast raises a different type per source kind
+            raise FeatureDataMissing(
+                f"feature view {fv.name!r}: cannot read its source {source.name!r} ({_where(source)}): {exc}. "
+                "Build the feature tables first (the `features` DAG's dbt step, or `dbt build`)"
+            ) from exc
         wanted = {source.field_mapping.get(f.name, f.name) for f in fv.schema} | {source.timestamp_field}
         if source.created_timestamp_column:
             wanted.add(source.created_timestamp_column)
         wanted |= set(fv.join_keys)
-        missing = sorted(wanted - {name for name, _ in columns})
+        missing = sorted(wanted - columns)
         if missing:
             raise ValueError(
                 f"feature view {fv.name!r}: field(s) {missing} are not columns of its source {source.name!r} "
@@ -113,6 +124,59 @@ def validate_schemas(store: FeatureStore) -> None:
 
 def _where(source: Any) -> str:
     return getattr(source, "path", None) or getattr(source, "query", None) or source.name
+
+
+def prepare_feature_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
+    """Create the folder of each feature model's Parquet file (embedded profile only).
+
+    dbt-duckdb writes an external model with DuckDB's COPY, which does not create folders.
+    """
+    if settings.profile != "embedded":
+        return
+    for model in (project_dir / "models" / "features").glob("*.sql"):
+        (settings.warehouse_dir / "tables" / "features" / model.stem).mkdir(parents=True, exist_ok=True)
+
+
+def publish_feature_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> list[str]:
+    """Make each feature model queryable as ``features.<model>`` in the warehouse catalog.
+
+    Embedded profile: a view over the Parquet file dbt wrote (Postgres has the tables already).
+    """
+    from nightshift.warehouse import DuckDBWarehouse, Warehouse
+
+    tables = [f"features.{model.stem}" for model in sorted((project_dir / "models" / "features").glob("*.sql"))]
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    if isinstance(warehouse, DuckDBWarehouse):
+        warehouse.publish(set(tables))
+    return tables
+
+
+class DbtFailed(RuntimeError):
+    """A dbt command failed; the message carries the end of dbt's output."""
+
+
+def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT) -> str:
+    """``dbt <args>`` on ``project_dir`` with the profile of ``settings``; returns dbt's output.
+
+    For work outside Airflow (tests, a data team's shell); the ``features`` DAG runs dbt through
+    Cosmos instead. Targets and logs go to the state directory, never into the project.
+    """
+    import os
+    import subprocess
+    import sys
+
+    prepare_feature_tables(settings, project_dir)
+    env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    work = settings.home / "dbt" / project_dir.resolve().name
+    command = [
+        str(Path(sys.executable).parent / "dbt"), *args,
+        "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DbtFailed(f"dbt {' '.join(args)} failed in {project_dir} (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+    return proc.stdout
 
 
 @dataclass(frozen=True)
@@ -165,3 +229,133 @@ def feature_names(settings: Settings, feature_service: str) -> list[str]:
     """The features a service serves, in order (the contract a model is trained against)."""
     service = feature_store(settings).get_feature_service(feature_service)
     return [f.name for projection in service.feature_view_projections for f in projection.features]
+
+
+def feature_day(ds: str | None, triggering_asset_events: Any = None) -> date:
+    """The day D a features run is for: the latest ``batch_date`` the triggering ingest runs
+    reported, or the run's logical date when it was started by hand or by a backfill."""
+    days = [
+        date.fromisoformat(str(event.extra["batch_date"]))
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+        if (getattr(event, "extra", None) or {}).get("batch_date")
+    ]
+    if days:
+        return max(days)
+    if not ds:
+        raise ValueError("the run has neither a logical date nor triggering ingest events naming a batch_date")
+    return date.fromisoformat(ds[:10])
+
+
+def check_raw_data(settings: Settings, day: date) -> list[str]:
+    """Every landed source has an ingested partition for ``day``; returns the sources checked.
+
+    Raises:
+        FeatureDataMissing: naming the missing sources, the day and the DAG to run.
+    """
+    from nightshift.usecase import all_sources, load_use_cases
+    from nightshift.warehouse import VALIDATION_RUNS, Warehouse, WarehouseError
+
+    sources = sorted(all_sources(load_use_cases(settings.config_dir)))
+    try:
+        runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
+        done = {s for s, d in zip(runs["source"], runs["batch_date"], strict=True) if str(d)[:10] == day.isoformat()}
+    except WarehouseError:
+        done = set()
+    missing = [s for s in sources if s not in done]
+    if missing:
+        raise FeatureDataMissing(
+            f"no raw data for {missing} on {day}: run the `ingest` DAG for {day} first "
+            "(or clear its failed tasks), then re-run this one"
+        )
+    return sources
+
+
+class SkewDetected(RuntimeError):
+    """Online values differ from the offline point-in-time values beyond the threshold."""
+
+
+@dataclass(frozen=True)
+class SkewReport:
+    """The outcome of one skew check."""
+
+    use_case: str
+    check_date: str
+    sampled: int
+    mismatched_entities: int
+    mismatch_rate: float
+    mismatches_by_feature: dict[str, int]
+
+
+def check_skew(settings: Settings, use_case_name: str, day: date, seed: int = 0) -> SkewReport:
+    """Compare online values with offline point-in-time values at the end of ``day``.
+
+    A sample of the entities in that day's spine is read both ways, through the use case's
+    feature service. Per-feature mismatch counts go to ``monitoring.feature_skew`` (partition:
+    use case and day); above ``thresholds.skew_max_mismatch_rate`` the check fails, naming
+    the features and entities.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from nightshift.usecase import load_use_cases
+    from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
+
+    use_case = load_use_cases(settings.config_dir)[use_case_name]
+    sample_size = int(use_case.thresholds.get("skew_sample_size", 200))
+    max_rate = float(use_case.thresholds.get("skew_max_mismatch_rate", 0.0))
+    key = use_case.entity_key
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    spine_ids = warehouse.read(raw_table(use_case.entity_source), {"batch_date": day})[key].dropna().unique()
+    rng = np.random.default_rng([seed, day.toordinal()])
+    ids = sorted(rng.choice(spine_ids, size=min(sample_size, len(spine_ids)), replace=False).tolist())
+
+    store = feature_store(settings)
+    service = store.get_feature_service(use_case.feature_service)
+    names = [f.name for p in service.feature_view_projections for f in p.features]
+    online = store.get_online_features(features=service, entity_rows=[{key: int(i)} for i in ids]).to_df()
+    spine = pd.DataFrame({key: ids, "event_timestamp": pd.Timestamp(end_of_day(day))})
+    offline = store.get_historical_features(entity_df=spine, features=service).to_df()
+    online = online.set_index(key).loc[ids, names]
+    offline = offline.set_index(key).loc[ids, names]
+
+    mismatch = pd.DataFrame({name: ~_same(online[name], offline[name]) for name in names}, index=ids)
+    by_feature = {name: int(mismatch[name].sum()) for name in names}
+    bad_entities = [int(i) for i in mismatch.index[mismatch.any(axis=1)]]
+    rate = len(bad_entities) / len(ids) if ids else 0.0
+    rows = pd.DataFrame(
+        {
+            "feature": names,
+            "sampled": len(ids),
+            "mismatches": [by_feature[n] for n in names],
+            "mismatch_rate": [by_feature[n] / len(ids) if ids else 0.0 for n in names],
+            "example_entities": [
+                ",".join(str(int(i)) for i in mismatch.index[mismatch[n]][:10]) for n in names
+            ],
+        }
+    )
+    warehouse.replace_partitions([PartitionWrite(FEATURE_SKEW, {"use_case": use_case_name, "check_date": day}, rows)])
+    report = SkewReport(use_case_name, day.isoformat(), len(ids), len(bad_entities), rate, by_feature)
+    if rate > max_rate:
+        skewed = sorted(n for n, c in by_feature.items() if c)
+        raise SkewDetected(
+            f"training/serving skew for {use_case_name} on {day}: {len(bad_entities)} of {len(ids)} sampled "
+            f"{use_case.entity}s ({rate:.1%}, threshold {max_rate:.1%}) have online values that differ from "
+            f"the offline point-in-time values; features {skewed}; entities {bad_entities[:20]}. "
+            "Re-run materialization for this day and look for writes to the online store outside Feast"
+        )
+    return report
+
+
+def _same(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Element-wise equality where null == null and numbers compare with a tiny tolerance."""
+    import numpy as np
+    import pandas as pd
+
+    both_null = a.isna().to_numpy() & b.isna().to_numpy()
+    numeric_a, numeric_b = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+    if numeric_a.notna().sum() == a.notna().sum() and numeric_b.notna().sum() == b.notna().sum():
+        equal = np.isclose(numeric_a.to_numpy(dtype=float), numeric_b.to_numpy(dtype=float), rtol=1e-9, atol=1e-9)
+    else:
+        equal = (a.astype(object).to_numpy() == b.astype(object).to_numpy())
+    return pd.Series(both_null | equal, index=a.index)

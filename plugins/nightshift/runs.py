@@ -37,6 +37,10 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) 
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": env.get("AIRFLOW__CORE__UNIT_TEST_MODE", "False"),
             "GX_ANALYTICS_ENABLED": "False",
+            # No telemetry: Cosmos and dbt phone home otherwise (this code may run offline).
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "DO_NOT_TRACK": "1",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             # `airflow standalone` starts `airflow` subcommands by name.
             "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
         }
@@ -44,10 +48,15 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) 
     return env
 
 
-def ensure_metadata_db(env: dict[str, str]) -> None:
-    """Create or upgrade Airflow's metadata DB (a no-op when it is current)."""
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+def ensure_metadata_db(env: dict[str, str], dbt_slots: int = 1) -> None:
+    """Create or upgrade Airflow's metadata DB (a no-op when it is current), and the ``dbt`` pool.
+
+    The embedded dbt-duckdb file admits one writer: ``dbt_slots=1`` runs one dbt task at a time.
+    """
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([airflow, "pools", "set", "dbt", str(dbt_slots), "dbt commands (one at a time on DuckDB)"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,14 @@ class UseCase:
     label: dict[str, Any]
     feature_service: str
     sources: dict[str, SourceConfig]
+    #: The source whose partition for D lists the entities active on D (the scoring spine).
+    entity_source: str = ""
     schedules: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-_REQUIRED = ("name", "entity", "entity_key", "label", "feature_service", "sources")
+_REQUIRED = ("name", "entity", "entity_key", "label", "feature_service", "sources", "entity_source")
 
 
 def load_use_case(path: Path) -> UseCase:
@@ -68,6 +70,8 @@ def load_use_case(path: Path) -> UseCase:
         sources[name] = SourceConfig(name=name, suite=spec.get("suite", name), wait_hours=float(spec.get("wait_hours", 6)))
     if not sources:
         raise ConfigError(f"{path}: 'sources' is empty; a use case reads at least one landed source")
+    if data["entity_source"] not in sources:
+        raise ConfigError(f"{path}: entity_source {data['entity_source']!r} is not one of its sources {sorted(sources)}")
     return UseCase(
         name=data["name"],
         entity=data["entity"],
@@ -75,6 +79,7 @@ def load_use_case(path: Path) -> UseCase:
         label=dict(data["label"]),
         feature_service=data["feature_service"],
         sources=sources,
+        entity_source=data["entity_source"],
         schedules=dict(data.get("schedules") or {}),
         thresholds=dict(data.get("thresholds") or {}),
         raw=data,

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # --- table names: nowhere else spells them ------------------------------------------
 
 VALIDATION_RUNS = "meta.validation_runs"
+FEATURE_SKEW = "monitoring.feature_skew"
 
 
 def raw_table(source: str) -> str:

@@ -1,0 +1,131 @@
+"""
+### Features: dbt feature models, Feast apply, chunked materialization, skew check
+
+Runs when every landed source has been ingested for a day (Assets `raw/<source>`), or by
+hand / backfill for logical date **D**:
+
+1. **check_raw_data** fails, naming D and the `ingest` DAG, if a source has no partition for D.
+2. **dbt** (Cosmos, one task per model, tests after each model) builds staging views and the
+   daily feature tables. A failing dbt test stops the run before anything is materialized;
+   the task's error names the test.
+3. **feast_apply** applies `feature_repo/` (a field no source column provides fails here).
+4. **materialize** fills the online store up to the end of D in time chunks, resuming from
+   the last finished chunk after a failure.
+5. **skew_check_<use case>** compares online values with offline point-in-time values for a
+   sample of the day's entities, records them in `monitoring.feature_skew`, fails loudly above
+   the use case's threshold, and emits `features/<use case>`.
+
+Code: `plugins/nightshift/features.py`; models: `dbt/`; definitions: `feature_repo/`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import TestBehavior
+
+from nightshift.assets import features_asset, raw_asset
+from nightshift.features import DBT_PROJECT
+from nightshift.settings import Settings
+from nightshift.usecase import all_sources, load_use_cases
+
+# Parse-time work is reading the small use-case files and the dbt manifest (built by `make`).
+SETTINGS = Settings.from_env()
+USE_CASES = load_use_cases(SETTINGS.config_dir)
+
+with DAG(
+    dag_id="features",
+    schedule=[raw_asset(source) for source in all_sources(USE_CASES)],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["nightshift", "features"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def check_raw_data(ds: str | None = None, triggering_asset_events: dict | None = None) -> str:
+        """D, once every source has an ingested partition for it."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from nightshift import features
+
+        settings = Settings.from_env()
+        day = features.feature_day(ds, triggering_asset_events)
+        try:
+            features.check_raw_data(settings, day)
+        except features.FeatureDataMissing as exc:
+            raise AirflowFailException(str(exc)) from exc
+        features.prepare_feature_tables(settings)
+        return day.isoformat()
+
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT,
+            manifest_path=DBT_PROJECT / "target" / "manifest.json",
+            install_dbt_deps=False,
+            env_vars=SETTINGS.profile_variables(),
+        ),
+        profile_config=ProfileConfig(
+            profile_name="nightshift",
+            target_name=SETTINGS.profile_variables()["DBT_TARGET"],
+            profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            should_detach_multiple_parents_tests=True,
+            emit_datasets=False,
+        ),
+        # dbt-duckdb holds its file for the whole command: one dbt task at a time. One quick
+        # retry covers a passing lock; a failing dbt test fails the same way again.
+        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
+    )
+
+    @task
+    def feast_apply() -> list[str]:
+        """Apply feature_repo/ to the registry and publish the feature tables; returns the feature views."""
+        from nightshift import features
+
+        settings = Settings.from_env()
+        features.publish_feature_tables(settings)
+        return features.apply_definitions(settings)
+
+    @task
+    def materialize(day: str) -> dict:
+        """Materialize the online store up to the end of D, in chunks."""
+        from dataclasses import asdict
+        from datetime import date
+
+        from nightshift import features
+
+        return asdict(features.materialize(Settings.from_env(), date.fromisoformat(day)))
+
+    day = check_raw_data()
+    materialized = materialize(day)
+    day >> dbt >> feast_apply() >> materialized
+
+    for use_case in USE_CASES:
+
+        @task(task_id=f"skew_check_{use_case}", outlets=[features_asset(use_case)])
+        def skew_check(name: str, day: str) -> dict:
+            """Online vs offline point-in-time values for a sample of D's entities."""
+            from dataclasses import asdict
+            from datetime import date
+
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from nightshift import features
+
+            try:
+                return asdict(features.check_skew(Settings.from_env(), name, date.fromisoformat(day)))
+            except features.SkewDetected as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        materialized >> skew_check(use_case, day)

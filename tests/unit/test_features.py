@@ -1,0 +1,274 @@
+"""Features without Airflow: dbt builds the tables, Feast applies and materializes them, the skew
+check catches what it must, late rows never leak into the past, and a data team can add a
+feature as a new feature service version with no Python change.
+
+Each world is real: demo data landed and ingested by the library, ``dbt build`` on the project,
+``feast apply`` on a registry in the test's state directory, a SQLite online store.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nightshift import features
+from nightshift.datagen import DatagenSpec, write_landing
+from nightshift.ingest import configured_source, ingest_batch
+from nightshift.settings import Settings
+from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
+
+START = date(2026, 1, 1)
+DAYS = 3
+LAST = START + timedelta(days=DAYS - 1)
+SOURCES = ("customers", "activity", "cancellations")
+# Ingest as if it ran the morning after the last day (event times may not lie in the future).
+NOW = datetime.combine(LAST + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=6)
+
+
+@dataclass
+class World:
+    """One ingested, built, applied and materialized Nightshift home."""
+
+    settings: Settings
+    warehouse: Warehouse
+
+
+def build_world(root: Path) -> Iterator[World]:
+    """Land and ingest three days, dbt build, feast apply, materialize up to the last day."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NIGHTSHIFT_HOME", str(root / "state"))
+        for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI"):
+            patch.delenv(key, raising=False)
+        settings = Settings.from_env()
+        write_landing(DatagenSpec(customers=80, start=START, days=DAYS, seed=5), settings.landing_uri)
+        for day in (START + timedelta(days=i) for i in range(DAYS)):
+            for source in SOURCES:
+                ingest_batch(settings, configured_source(settings, source), day, now=NOW)
+        features.run_dbt(settings, ["build"])
+        features.publish_feature_tables(settings)
+        features.apply_definitions(settings)
+        features.materialize(settings, LAST)
+        yield World(settings, Warehouse.from_uri(settings.warehouse_uri))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from build_world(tmp_path_factory.mktemp("features_world"))
+
+
+def customers_on(world: World, day: date) -> list[int]:
+    frame = world.warehouse.read(raw_table("customers"), {"batch_date": day})
+    return sorted(int(c) for c in frame["customer_id"])
+
+
+def spine(customer_ids: list[int], day: date) -> pd.DataFrame:
+    """Entity rows asking for each customer's features as known at the end of ``day``."""
+    return pd.DataFrame({"customer_id": customer_ids, "event_timestamp": pd.Timestamp(features.end_of_day(day))})
+
+
+# --- apply ------------------------------------------------------------------------------
+
+
+def test_definitions_apply_to_a_fresh_registry(world: World) -> None:
+    store = features.feature_store(world.settings)
+    assert sorted(fv.name for fv in store.list_feature_views()) == ["customer_activity", "customer_profile"]
+    assert store.get_feature_service("churn_v1").name == "churn_v1"
+    assert "sessions_7d" in features.feature_names(world.settings, "churn_v1")
+    assert (world.settings.home / "feast" / "registry.db").exists()
+
+
+def test_definition_naming_a_missing_column_fails_at_apply_before_the_registry_changes(
+    world: World, tmp_path: Path
+) -> None:
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(features.FEATURE_REPO, repo)
+    definitions = repo / "definitions.py"
+    text = definitions.read_text()
+    declared = '        Field(name="days_since_last_activity", dtype=Float64),\n'
+    assert declared in text
+    definitions.write_text(text.replace(declared, declared + '        Field(name="discount_28d", dtype=Float64),\n'))
+
+    with pytest.raises(ValueError, match=r"customer_activity.*\['discount_28d'\].*customer_activity_daily"):
+        features.apply_definitions(world.settings, repo)
+
+    store = features.feature_store(world.settings)
+    assert "discount_28d" not in [f.name for f in store.get_feature_view("customer_activity").features]
+
+
+def test_feature_tables_are_queryable_in_the_warehouse_catalog(world: World) -> None:
+    import duckdb
+
+    catalog = Path(world.settings.warehouse_uri.removeprefix("duckdb://"))
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        counts = dict(
+            con.sql(
+                "select 'activity', count(*) from features.customer_activity_daily "
+                "union all select 'profile', count(*) from features.customer_profile_daily"
+            ).fetchall()
+        )
+    snapshots = len(world.warehouse.read(raw_table("customers")))
+    assert counts == {"activity": snapshots, "profile": snapshots}, "one row per customer per snapshot day"
+
+
+# --- materialization and skew ---------------------------------------------------------------
+
+
+def test_online_store_serves_the_last_days_values(world: World) -> None:
+    ids = customers_on(world, LAST)[:10]
+    store = features.feature_store(world.settings)
+    online = store.get_online_features(
+        features=store.get_feature_service("churn_v1"), entity_rows=[{"customer_id": i} for i in ids]
+    ).to_df().set_index("customer_id")
+    table = world.warehouse.read("features.customer_activity_daily")
+    expected = table[table["feature_date"].dt.date == LAST].set_index("customer_id").loc[ids]
+    assert online.loc[ids, "sessions_28d"].tolist() == expected["sessions_28d"].tolist()
+    assert online.loc[ids, "sessions_28d"].notna().all()
+
+
+def test_materialize_again_is_a_no_op(world: World) -> None:
+    result = features.materialize(world.settings, LAST)
+    assert all(start == end for start, end in result.windows.values())
+
+
+def test_skew_check_passes_when_online_equals_offline(world: World) -> None:
+    report = features.check_skew(world.settings, "churn", LAST)
+    assert report.sampled == len(customers_on(world, LAST))
+    assert report.mismatched_entities == 0 and set(report.mismatches_by_feature.values()) == {0}
+    recorded = world.warehouse.read(FEATURE_SKEW, {"use_case": "churn", "check_date": LAST})
+    assert set(recorded["feature"]) == set(features.feature_names(world.settings, "churn_v1"))
+    assert (recorded["mismatches"] == 0).all()
+
+
+def test_injected_skew_is_caught_named_and_recorded(world: World) -> None:
+    """Three customers get a different ``sessions_7d`` online than offline: the check must fail on them."""
+    store = features.feature_store(world.settings)
+    skewed = customers_on(world, LAST)[:3]
+    table = world.warehouse.read("features.customer_activity_daily")
+    rows = table[(table["feature_date"].dt.date == LAST) & table["customer_id"].isin(skewed)].copy()
+    rows["sessions_7d"] = rows["sessions_7d"] + 1000
+    rows["feature_timestamp"] = pd.to_datetime(rows["feature_timestamp"]).dt.tz_localize("UTC")
+    rows["created_at"] = pd.to_datetime(rows["created_at"]).dt.tz_localize("UTC")
+    store.write_to_online_store("customer_activity", rows.drop(columns=["feature_date"]))
+    try:
+        with pytest.raises(features.SkewDetected) as caught:
+            features.check_skew(world.settings, "churn", LAST)
+        message = str(caught.value)
+        assert "['sessions_7d']" in message
+        assert all(str(c) in message for c in skewed)
+        recorded = world.warehouse.read(FEATURE_SKEW, {"use_case": "churn", "check_date": LAST}).set_index("feature")
+        assert recorded.loc["sessions_7d", "mismatches"] == 3
+        assert sorted(int(c) for c in recorded.loc["sessions_7d", "example_entities"].split(",")) == skewed
+        assert recorded.drop(index="sessions_7d")["mismatches"].eq(0).all()
+    finally:
+        # repair the online store the way an operator would: re-materialize the day
+        undo = rows.assign(sessions_7d=rows["sessions_7d"] - 1000)
+        store.write_to_online_store("customer_activity", undo.drop(columns=["feature_date"]))
+    assert features.check_skew(world.settings, "churn", LAST).mismatched_entities == 0
+
+
+# --- point-in-time correctness on the real models ---------------------------------------------
+
+
+def test_late_row_is_invisible_as_of_earlier_days(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An event of day 2 that lands with day 3's batch counts from the end of day 3, never for day 2.
+
+    Policy: a feature row's timestamp (and created timestamp) is the end of the day its inputs
+    landed, so a point-in-time read as of D sees only what had landed by the end of D.
+    """
+    for world in build_world(tmp_path_factory.mktemp("late_world")):
+        customer = customers_on(world, LAST)[0]
+        before = features.training_frame(world.settings, "churn_v1", spine([customer, customer], START)).copy()
+        as_of = pd.concat([spine([customer], LAST - timedelta(days=1)), spine([customer], LAST)], ignore_index=True)
+        baseline = features.training_frame(world.settings, "churn_v1", as_of)
+
+        late = world.warehouse.read(raw_table("activity"), {"batch_date": LAST}).drop(columns="batch_date").head(1)
+        late = late.assign(
+            event_id="late-event-1",
+            customer_id=customer,
+            event_time=pd.Timestamp(LAST - timedelta(days=1)) + pd.Timedelta(hours=20),
+            sessions=50,
+        )
+        partition = world.warehouse.read(raw_table("activity"), {"batch_date": LAST}).drop(columns="batch_date")
+        world.warehouse.replace_partitions(
+            [PartitionWrite(raw_table("activity"), {"batch_date": LAST}, pd.concat([partition, late]))]
+        )
+        features.run_dbt(world.settings, ["build"])
+        after = features.training_frame(world.settings, "churn_v1", as_of)
+
+        assert after.loc[0, "sessions_7d"] == baseline.loc[0, "sessions_7d"], "a late row leaked into the past"
+        assert after.loc[1, "sessions_7d"] == baseline.loc[1, "sessions_7d"] + 50, "the late row counts on arrival"
+        assert features.training_frame(world.settings, "churn_v1", spine([customer, customer], START)).equals(before)
+
+
+# --- a data team adds a feature ------------------------------------------------------------------
+
+
+def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
+    world: World, tmp_path: Path
+) -> None:
+    """The README's walk-through, step by step, on copies of dbt/ and feature_repo/."""
+    dbt_project = tmp_path / "dbt"
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(features.DBT_PROJECT, dbt_project, ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(features.FEATURE_REPO, repo)
+
+    # 1. the dbt model computes the new column
+    model = dbt_project / "models" / "features" / "customer_activity_daily.sql"
+    last_column = "        cast(feature_date - last_active_date as double) as days_since_last_activity\n"
+    text = model.read_text()
+    assert last_column in text
+    model.write_text(
+        text.replace(
+            last_column,
+            last_column.rstrip("\n") + ",\n"
+            "        cast(spend_28d / nullif(sessions_28d, 0) as double) as spend_per_session_28d\n",
+        )
+    )
+    # 2. its YAML documents it
+    schema = dbt_project / "models" / "features" / "_features.yml"
+    documented = "      - name: days_since_last_activity\n"
+    schema.write_text(
+        schema.read_text().replace(
+            documented,
+            "      - name: spend_per_session_28d\n        description: Spend per session over 28 days.\n" + documented,
+        )
+    )
+    # 3. the feature view declares it and a new service version serves it (churn_v1 lists its
+    #    features by name, so it stays exactly as released)
+    definitions = repo / "definitions.py"
+    declared = '        Field(name="days_since_last_activity", dtype=Float64),\n'
+    text = definitions.read_text()
+    text = text.replace(declared, declared + '        Field(name="spend_per_session_28d", dtype=Float64),\n')
+    text += (
+        "\n# Version 2 of the churn model's inputs: every feature of both views.\n"
+        "churn_v2 = FeatureService(\n"
+        "    name=\"churn_v2\",\n"
+        "    features=[customer_activity_fv, customer_profile_fv],\n"
+        "    tags={\"owner\": \"data-platform\", \"use_case\": \"churn\"},\n"
+        ")\n"
+    )
+    definitions.write_text(text)
+
+    # 4. build, apply, read
+    features.run_dbt(world.settings, ["build"], project_dir=dbt_project)
+    features.apply_definitions(world.settings, repo)
+    ids = customers_on(world, LAST)
+    v2 = features.training_frame(world.settings, "churn_v2", spine(ids, LAST))
+    v1 = features.training_frame(world.settings, "churn_v1", spine(ids, LAST))
+
+    assert "spend_per_session_28d" not in v1.columns
+    assert features.feature_names(world.settings, "churn_v2") == features.feature_names(world.settings, "churn_v1")[
+        :12
+    ] + ["spend_per_session_28d"] + features.feature_names(world.settings, "churn_v1")[12:]
+    expected = v2["spend_28d"] / v2["sessions_28d"].where(v2["sessions_28d"] != 0)
+    pd.testing.assert_series_equal(v2["spend_per_session_28d"], expected, check_names=False)
+    assert v2["spend_per_session_28d"].notna().sum() > len(ids) // 2
+    # restore the shipped definitions for the other tests of this world
+    features.run_dbt(world.settings, ["build"])
+    features.apply_definitions(world.settings)
