@@ -4,7 +4,9 @@
 Runs when every landed source has been ingested for a day (Assets `raw/<source>`), or by
 hand / backfill for logical date **D**:
 
-1. **check_raw_data** fails, naming D and the `ingest` DAG, if a source has no partition for D.
+1. **check_raw_data** picks D (the logical date, or the latest day the triggering ingest runs
+   completed for every source) and fails, naming D and the `ingest` DAG, if a source has no
+   partition for D.
 2. **dbt** (Cosmos, one task per model, tests after each model) builds staging views and the
    daily feature tables. A failing dbt test stops the run before anything is materialized;
    the task's error names the test.
@@ -55,9 +57,8 @@ with DAG(
         from nightshift import features
 
         settings = Settings.from_env()
-        day = features.feature_day(ds, triggering_asset_events)
         try:
-            features.check_raw_data(settings, day)
+            day = features.resolve_day(settings, features.candidate_days(ds, triggering_asset_events))
         except features.FeatureDataMissing as exc:
             raise AirflowFailException(str(exc)) from exc
         features.prepare_feature_tables(settings)
@@ -67,7 +68,7 @@ with DAG(
         group_id="dbt",
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT,
-            manifest_path=DBT_PROJECT / "target" / "manifest.json",
+            manifest_path=SETTINGS.dbt_manifest,
             install_dbt_deps=False,
             env_vars=SETTINGS.profile_variables(),
         ),

@@ -231,27 +231,34 @@ def feature_names(settings: Settings, feature_service: str) -> list[str]:
     return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
-def feature_day(ds: str | None, triggering_asset_events: Any = None) -> date:
-    """The day D a features run is for: the latest ``batch_date`` the triggering ingest runs
-    reported, or the run's logical date when it was started by hand or by a backfill."""
-    days = [
+def candidate_days(ds: str | None, triggering_asset_events: Any = None) -> list[date]:
+    """The days a features run may be for, latest first.
+
+    An Asset-triggered run: every ``batch_date`` its triggering ingest events reported. A run
+    started by hand or by a backfill: its logical date.
+    """
+    days = {
         date.fromisoformat(str(event.extra["batch_date"]))
         for events in (triggering_asset_events or {}).values()
         for event in events
         if (getattr(event, "extra", None) or {}).get("batch_date")
-    ]
+    }
     if days:
-        return max(days)
+        return sorted(days, reverse=True)
     if not ds:
         raise ValueError("the run has neither a logical date nor triggering ingest events naming a batch_date")
-    return date.fromisoformat(ds[:10])
+    return [date.fromisoformat(ds[:10])]
 
 
-def check_raw_data(settings: Settings, day: date) -> list[str]:
-    """Every landed source has an ingested partition for ``day``; returns the sources checked.
+def resolve_day(settings: Settings, candidates: list[date]) -> date:
+    """The latest candidate day for which every landed source has an ingested partition.
+
+    Sources of one day finish ingesting at different times, so the events that trigger a run
+    may name a day another source has not reached yet; an earlier complete day is then built.
 
     Raises:
-        FeatureDataMissing: naming the missing sources, the day and the DAG to run.
+        FeatureDataMissing: no candidate is complete; names the latest, its missing sources and
+            the DAG to run.
     """
     from nightshift.usecase import all_sources, load_use_cases
     from nightshift.warehouse import VALIDATION_RUNS, Warehouse, WarehouseError
@@ -259,16 +266,18 @@ def check_raw_data(settings: Settings, day: date) -> list[str]:
     sources = sorted(all_sources(load_use_cases(settings.config_dir)))
     try:
         runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
-        done = {s for s, d in zip(runs["source"], runs["batch_date"], strict=True) if str(d)[:10] == day.isoformat()}
+        done = {(s, str(d)[:10]) for s, d in zip(runs["source"], runs["batch_date"], strict=True)}
     except WarehouseError:
         done = set()
-    missing = [s for s in sources if s not in done]
-    if missing:
-        raise FeatureDataMissing(
-            f"no raw data for {missing} on {day}: run the `ingest` DAG for {day} first "
-            "(or clear its failed tasks), then re-run this one"
-        )
-    return sources
+    for day in candidates:
+        if all((s, day.isoformat()) in done for s in sources):
+            return day
+    day = candidates[0]
+    missing = [s for s in sources if (s, day.isoformat()) not in done]
+    raise FeatureDataMissing(
+        f"no raw data for {missing} on {day}: run the `ingest` DAG for {day} first "
+        "(or clear its failed tasks), then re-run this one"
+    )
 
 
 class SkewDetected(RuntimeError):

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 #: The repository root: plugins/nightshift/settings.py -> ../../
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +30,7 @@ class Settings:
     config_dir: Path
     expectations_dir: Path
     redis_url: str = "redis://127.0.0.1:6379/0"
+    dbt_manifest: Path = PROJECT_ROOT / "dbt" / "target" / "manifest.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +48,8 @@ class Settings:
         ``NIGHTSHIFT_CONFIG_DIR``         ``<repo>/config``
         ``NIGHTSHIFT_EXPECTATIONS_DIR``   ``<repo>/expectations``
         ``NIGHTSHIFT_REDIS_URL``          ``redis://127.0.0.1:6379/0`` (production online store)
+        ``NIGHTSHIFT_DBT_MANIFEST``       ``<repo>/dbt/target/manifest.json`` (built by ``make``;
+                                          Cosmos reads the dbt graph from it)
         ================================  =============================================
         """
         env = os.environ if env is None else env
@@ -61,6 +64,7 @@ class Settings:
             config_dir=Path(env.get("NIGHTSHIFT_CONFIG_DIR") or PROJECT_ROOT / "config"),
             expectations_dir=Path(env.get("NIGHTSHIFT_EXPECTATIONS_DIR") or PROJECT_ROOT / "expectations"),
             redis_url=env.get("NIGHTSHIFT_REDIS_URL") or "redis://127.0.0.1:6379/0",
+            dbt_manifest=Path(env.get("NIGHTSHIFT_DBT_MANIFEST") or PROJECT_ROOT / "dbt" / "target" / "manifest.json"),
         )
 
     @property
@@ -97,6 +101,7 @@ class Settings:
                 NIGHTSHIFT_PG_USER=url.username or "postgres",
                 NIGHTSHIFT_PG_PASSWORD=url.password or "",
                 NIGHTSHIFT_PG_DB=url.path.lstrip("/"),
+                NIGHTSHIFT_PG_SSLMODE=parse_qs(url.query).get("sslmode", ["prefer"])[0],
                 NIGHTSHIFT_REDIS_CONNECTION=f"{redis.hostname or '127.0.0.1'}:{redis.port or 6379}"
                 + (f",db={redis.path.lstrip('/')}" if redis.path.lstrip("/") else ""),
             )

@@ -1,7 +1,9 @@
-"""The ingest DAG under the real scheduler and LocalExecutor (`airflow standalone`), where
-tasks of several days and sources run in parallel processes and share the warehouse.
+"""The ingest and features DAGs under the real scheduler and LocalExecutor (`airflow standalone`),
+where tasks of several days and sources run in parallel processes and share the warehouse.
 
-A backfill of four days is created with `airflow backfill create`, exactly as a user would.
+A backfill of four days of `ingest` is created with `airflow backfill create`, exactly as a user
+would; the Assets it emits trigger `features` runs (dbt through Cosmos in the `dbt` pool, Feast,
+the skew check), which must all succeed alongside it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from nightshift.datagen import DatagenSpec, write_landing
-from nightshift.warehouse import VALIDATION_RUNS, Warehouse
+from nightshift.warehouse import FEATURE_SKEW, VALIDATION_RUNS, Warehouse
 from tests.conftest import AirflowHarness
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +51,12 @@ def _backfill_states(db: Path) -> list[tuple[str, str]]:
     return [(str(d)[:10], s) for d, s in rows]
 
 
+def _triggered_states(db: Path, dag_id: str) -> list[str]:
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select state from dag_run where dag_id = ? and run_type = 'asset_triggered' order by id", (dag_id,))
+        return [state for (state,) in rows.fetchall()]
+
+
 def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(airflow_harness: AirflowHarness) -> None:
     env = dict(airflow_harness.env)
     port = _free_port()
@@ -64,6 +72,7 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
         time.sleep(20)
         _airflow(env, "dags", "reserialize")
         _airflow(env, "dags", "unpause", "ingest")
+        _airflow(env, "dags", "unpause", "features")
         _airflow(env, "backfill", "create", "--dag-id", "ingest", "--from-date", START.isoformat(),
                  "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
         db = airflow_harness.home / "airflow" / "airflow.db"
@@ -74,6 +83,13 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
                 break
             time.sleep(5)
         assert _backfill_states(db) == [(f"2026-01-0{i}", "success") for i in range(1, 5)]
+        # the raw/<source> Assets trigger features runs; wait until none is queued or running
+        while time.monotonic() < deadline + 480:
+            features_states = _triggered_states(db, "features")
+            if features_states and all(s in ("success", "failed") for s in features_states):
+                break
+            time.sleep(5)
+        assert features_states and set(features_states) == {"success"}, f"features runs: {features_states}"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -85,3 +101,5 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
     runs = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(VALIDATION_RUNS)
     assert len(runs) == 12, "three sources x four days, each written once"
     assert (runs["accepted_rows"] + runs["quarantined_rows"] == runs["landed_rows"]).all()
+    skew = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(FEATURE_SKEW)
+    assert len(skew) and (skew["mismatches"] == 0).all(), "every triggered features run checked skew and found none"

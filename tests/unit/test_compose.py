@@ -35,7 +35,6 @@ AIRFLOW_SERVICES = (
 )
 SERVICES = ("postgres", "redis", "minio", "minio-init", "mlflow", *AIRFLOW_SERVICES)
 AIRFLOW_COMMANDS = {
-    "airflow-init": ["airflow", "db", "migrate"],
     "airflow-apiserver": ["airflow", "api-server"],
     "airflow-scheduler": ["airflow", "scheduler"],
     "airflow-dag-processor": ["airflow", "dag-processor"],
@@ -268,6 +267,11 @@ def test_airflow_service_runs_celery_on_redis_and_postgres(services: dict[str, A
 def test_airflow_components_and_worker_scaling(services: dict[str, Any]) -> None:
     for name, expected in AIRFLOW_COMMANDS.items():
         assert services[name].get("command") == expected, f"{name} runs {services[name].get('command')}"
+    init = " ".join(services["airflow-init"]["command"])
+    for step in ("airflow db migrate", "airflow pools set dbt", "dbt parse"):
+        assert step in init, f"airflow-init does not run `{step}`"
+    manifest = services["airflow-scheduler"]["environment"]["NIGHTSHIFT_DBT_MANIFEST"]
+    assert f"--target-path {manifest.removesuffix('/manifest.json')}" in init, "the DAG reads the manifest init writes"
     worker = services["airflow-worker"]
     assert "container_name" not in worker and not worker.get("ports"), "a fixed name or host port blocks --scale"
     assert services["airflow-init"].get("restart") in (None, "no"), "airflow-init is a one-shot"

@@ -39,12 +39,16 @@ class World:
     warehouse: Warehouse
 
 
-def build_world(root: Path) -> Iterator[World]:
-    """Land and ingest three days, dbt build, feast apply, materialize up to the last day."""
+def build_world(root: Path, env: dict[str, str] | None = None) -> Iterator[World]:
+    """Land and ingest three days, dbt build, feast apply, materialize up to the last day.
+
+    ``env`` adds ``NIGHTSHIFT_*`` variables (a Postgres warehouse, a Redis online store).
+    """
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NIGHTSHIFT_HOME", str(root / "state"))
-        for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI"):
+        for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI", "NIGHTSHIFT_REDIS_URL"):
             patch.delenv(key, raising=False)
+        for key, value in {"NIGHTSHIFT_HOME": str(root / "state"), **(env or {})}.items():
+            patch.setenv(key, value)
         settings = Settings.from_env()
         write_landing(DatagenSpec(customers=80, start=START, days=DAYS, seed=5), settings.landing_uri)
         for day in (START + timedelta(days=i) for i in range(DAYS)):
@@ -220,14 +224,14 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
 
     # 1. the dbt model computes the new column
     model = dbt_project / "models" / "features" / "customer_activity_daily.sql"
-    last_column = "        cast(feature_date - last_active_date as double) as days_since_last_activity\n"
+    last_column = "        cast(feature_date - last_active_date as double precision) as days_since_last_activity\n"
     text = model.read_text()
     assert last_column in text
     model.write_text(
         text.replace(
             last_column,
             last_column.rstrip("\n") + ",\n"
-            "        cast(spend_28d / nullif(sessions_28d, 0) as double) as spend_per_session_28d\n",
+            "        cast(spend_28d / nullif(sessions_28d, 0) as double precision) as spend_per_session_28d\n",
         )
     )
     # 2. its YAML documents it
@@ -272,3 +276,34 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     # restore the shipped definitions for the other tests of this world
     features.run_dbt(world.settings, ["build"])
     features.apply_definitions(world.settings)
+
+
+# --- which day a run is for ----------------------------------------------------------------------
+
+
+@dataclass
+class FakeEvent:
+    """What Airflow hands a task as a triggering asset event: only ``extra`` is read."""
+
+    extra: dict
+
+
+def test_candidate_days_come_from_triggering_events_latest_first() -> None:
+    events = {
+        "raw/customers": [FakeEvent({"batch_date": "2026-01-02"}), FakeEvent({"batch_date": "2026-01-03"})],
+        "raw/activity": [FakeEvent({"batch_date": "2026-01-02"}), FakeEvent({})],
+    }
+    assert features.candidate_days(None, events) == [date(2026, 1, 3), date(2026, 1, 2)]
+    assert features.candidate_days("2026-01-05", {}) == [date(2026, 1, 5)]
+    with pytest.raises(ValueError, match="neither a logical date"):
+        features.candidate_days(None, {})
+
+
+def test_resolve_day_takes_the_latest_day_every_source_finished(world: World) -> None:
+    later = LAST + timedelta(days=1)
+    assert features.resolve_day(world.settings, [later, LAST, START]) == LAST
+    with pytest.raises(features.FeatureDataMissing) as missing:
+        features.resolve_day(world.settings, [later])
+    assert str(missing.value).startswith(
+        f"no raw data for ['activity', 'cancellations', 'customers'] on {later}: run the `ingest` DAG for {later} first"
+    )

@@ -77,18 +77,18 @@ final as (
         -- features of day D are complete, and known, at the end of D
         cast(feature_date + interval '1 day' as timestamp) as feature_timestamp,
         cast(feature_date + interval '1 day' as timestamp) as created_at,
-        cast(sessions_7d as double) as sessions_7d,
-        cast(sessions_28d as double) as sessions_28d,
-        cast(minutes_7d as double) as minutes_7d,
-        cast(minutes_28d as double) as minutes_28d,
-        cast(spend_7d as double) as spend_7d,
-        cast(spend_28d as double) as spend_28d,
-        cast(support_tickets_7d as double) as support_tickets_7d,
-        cast(support_tickets_28d as double) as support_tickets_28d,
-        cast(active_7d as double) as active_days_7d,
-        cast(active_28d as double) as active_days_28d,
-        cast(plan_changes_28d as double) as plan_changes_28d,
-        cast(feature_date - last_active_date as double) as days_since_last_activity
+        cast(sessions_7d as double precision) as sessions_7d,
+        cast(sessions_28d as double precision) as sessions_28d,
+        cast(minutes_7d as double precision) as minutes_7d,
+        cast(minutes_28d as double precision) as minutes_28d,
+        cast(spend_7d as double precision) as spend_7d,
+        cast(spend_28d as double precision) as spend_28d,
+        cast(support_tickets_7d as double precision) as support_tickets_7d,
+        cast(support_tickets_28d as double precision) as support_tickets_28d,
+        cast(active_7d as double precision) as active_days_7d,
+        cast(active_28d as double precision) as active_days_28d,
+        cast(plan_changes_28d as double precision) as plan_changes_28d,
+        cast(feature_date - last_active_date as double precision) as days_since_last_activity
     from rolling
 )
 

@@ -14,8 +14,8 @@ final as (
         plan,
         region,
         channel,
-        cast(monthly_price as double) as monthly_price,
-        cast(batch_date - signup_date as double) as tenure_days
+        cast(monthly_price as double precision) as monthly_price,
+        cast(batch_date - signup_date as double precision) as tenure_days
     from customers
 )
 

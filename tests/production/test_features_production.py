@@ -1,0 +1,58 @@
+"""The features pipeline on the production profile, over real connections: raw tables and dbt
+models in Postgres (dbt-postgres), Feast's SQL registry and Postgres offline store, the Redis
+online store, chunked materialization and the skew check. Same code as the embedded profile."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nightshift import features
+from tests.unit.test_features import LAST, World, build_world, customers_on, spine
+
+pytestmark = pytest.mark.production
+REDIS_DB = 13
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database emptied before and after the test."""
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+
+
+@pytest.fixture
+def production_world(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[World]:
+    yield from build_world(tmp_path, {"NIGHTSHIFT_WAREHOUSE_URI": postgres_url, "NIGHTSHIFT_REDIS_URL": redis_url})
+
+
+def test_features_on_postgres_and_redis(production_world: World) -> None:
+    import redis
+
+    settings = production_world.settings
+    assert settings.profile == "production"
+    store = features.feature_store(settings)
+    assert type(store.registry).__name__ == "SqlRegistry"
+    assert store.config.online_store.type == "redis"
+
+    ids = customers_on(production_world, LAST)
+    table = production_world.warehouse.read("features.customer_activity_daily")
+    assert len(table) == len(production_world.warehouse.read("raw.customers"))
+
+    # online (Redis) equals offline (Postgres point-in-time) for every customer of the day
+    report = features.check_skew(settings, "churn", LAST)
+    assert report.sampled == len(ids) and report.mismatched_entities == 0
+    assert redis.Redis.from_url(settings.redis_url).dbsize() >= len(ids)
+
+    offline = features.training_frame(settings, "churn_v1", spine(ids, LAST)).set_index("customer_id")
+    expected = table[table["feature_date"] == LAST].set_index("customer_id").loc[ids]
+    assert offline.loc[ids, "sessions_28d"].tolist() == expected["sessions_28d"].tolist()
