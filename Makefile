@@ -46,6 +46,7 @@ airflow: $(BIN)/.installed $(MANIFEST)
 	@echo "Airflow UI on http://localhost:8080 (login details are printed by standalone below)"
 	$(BIN)/airflow db migrate >/dev/null
 	$(BIN)/airflow pools set dbt 1 "dbt commands (one at a time on DuckDB)" >/dev/null
+	$(BIN)/airflow pools set model_registry 1 "MLflow alias moves, one at a time" >/dev/null
 	$(BIN)/airflow standalone
 
 # Regenerate the lock after editing requirements.in.

@@ -48,15 +48,22 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) 
     return env
 
 
-def ensure_metadata_db(env: dict[str, str], dbt_slots: int = 1) -> None:
-    """Create or upgrade Airflow's metadata DB (a no-op when it is current), and the ``dbt`` pool.
+#: Airflow pools Nightshift's DAGs use, with their slots on the embedded default.
+POOLS = {
+    # dbt-duckdb holds its file for a whole command: one dbt task at a time.
+    "dbt": (1, "dbt commands (one at a time on DuckDB)"),
+    # Registry writes (promotion, rollback) one at a time: never two alias moves at once.
+    "model_registry": (1, "MLflow alias moves, one at a time"),
+}
 
-    The embedded dbt-duckdb file admits one writer: ``dbt_slots=1`` runs one dbt task at a time.
-    """
+
+def ensure_metadata_db(env: dict[str, str]) -> None:
+    """Create or upgrade Airflow's metadata DB (a no-op when it is current), and Nightshift's pools."""
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([airflow, "pools", "set", "dbt", str(dbt_slots), "dbt commands (one at a time on DuckDB)"],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    for name, (slots, description) in POOLS.items():
+        subprocess.run([airflow, "pools", "set", name, str(slots), description], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,12 @@ class UseCase:
     entity_source: str = ""
     schedules: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    #: The MLflow registered model; ``models:/<model_name>@champion`` is what scoring reads.
+    model_name: str = ""
+    #: How a challenger is trained: window, splits, LightGBM parameters (nightshift.training).
+    training: dict[str, Any] = field(default_factory=dict)
+    #: The evaluation gate's checks and thresholds (nightshift.evaluation).
+    gate: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -82,6 +88,9 @@ def load_use_case(path: Path) -> UseCase:
         entity_source=data["entity_source"],
         schedules=dict(data.get("schedules") or {}),
         thresholds=dict(data.get("thresholds") or {}),
+        model_name=str(data.get("model_name") or data["name"]),
+        training=dict(data.get("training") or {}),
+        gate=dict(data.get("gate") or {}),
         raw=data,
     )
 

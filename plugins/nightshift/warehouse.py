@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 VALIDATION_RUNS = "meta.validation_runs"
 FEATURE_SKEW = "monitoring.feature_skew"
+MODEL_PROMOTIONS = "meta.model_promotions"
 
 
 def raw_table(source: str) -> str:

@@ -1,0 +1,485 @@
+"""Benchmark: materialize a daily feature table into the SQLite online store, Nightshift against stock Feast.
+
+What is measured: ``FeatureStore.materialize(start, end)`` of one daily feature view (``--customers``
+customers x ``--days`` days, one row per customer per day at end of day, a ``created_at`` column,
+18 Float64 and 2 String features, ttl 3 days; default 11,111 x 90 = 999,990 customer-days), by two
+configurations built in code over the same Parquet file:
+
+* **stock**: Feast's ``duckdb`` offline store and no ``batch_engine`` key (Feast's local engine
+  materializing the whole window at once), over the full window;
+* **nightshift**: ``nightshift.feast_offline.AsofDuckDBOfflineStore`` and
+  ``nightshift.feast_engine.ChunkedLocalComputeEngine`` with ``chunk_days: 7``, over the last
+  7, 30 and ``--days`` days of the table (customers fixed, so the short windows have fewer rows).
+
+Both run Feast's local compute plan per time slice; the phases of that plan are timed by wrapping
+Feast's functions: pull from the offline store (``LocalSourceReadNode``), latest row per key
+(``LocalDedupNode``), Arrow -> proto conversion (``_convert_arrow_to_proto``), SQLite upserts
+(``SqliteOnlineStore.online_write_batch``) and registry commits (``Registry.apply_materialization``).
+Materialization writes only the latest row per entity of each slice, so throughput is compared on
+input customer-days per second, and the rows handed to the online store are reported per run.
+
+Each run is its own child process, so its peak RSS (``ru_maxrss``) is its own; the data is generated
+once, in a first child, before anything is timed. The parent orchestrates, checks that the stock run
+and the full-window Nightshift run leave the same online store (every entity key, feature, value and
+timestamp; exit 1 otherwise) and prints the report. When the throughput target is missed it runs the
+full-window Nightshift path once more under cProfile and prints where the time goes.
+
+Targets: Nightshift >= 5x stock in customer-days per second over the same window, and Nightshift's
+peak RSS within +-20 % of its 7-day run's on the longer windows.
+
+Run it with ``.venv/bin/python bench/bench_materialize.py`` (or ``--customers 2000`` for a quick one).
+This is a measurement, not a test: it asserts nothing about the time it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+# The table's first day; windows end at the day after its last.
+DATA_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+TTL = timedelta(days=3)
+CHUNK_DAYS = 7
+WINDOW_DAYS = (7, 30)  # the full window (--days) is added to these
+TARGET_SPEEDUP = 5.0
+RSS_BAND = 0.20
+# DuckDB's default COPY row group, what dbt-duckdb writes: lets a time filter skip row groups.
+ROW_GROUP_ROWS = 122_880
+FLOAT_FEATURES = tuple(
+    f"{measure}_{span}"
+    for measure in ("sessions", "minutes", "spend", "support_tickets", "active_days", "page_views",
+                    "plan_changes", "errors", "logins")
+    for span in ("7d", "28d")
+)
+STRING_FEATURES = ("plan", "region")
+PLANS = ("free", "pro", "team", "enterprise")
+REGIONS = ("eu-west", "eu-north", "us-east", "us-west", "apac")
+FEATURE_VIEW = "customer_activity"
+STOCK_OFFLINE_STORE = {"type": "duckdb"}
+NIGHTSHIFT_OFFLINE_STORE = {"type": "nightshift.feast_offline.AsofDuckDBOfflineStore"}
+NIGHTSHIFT_ENGINE = {"type": "nightshift.feast_engine.ChunkedLocalComputeEngine", "chunk_days": CHUNK_DAYS}
+PHASES = ("pull", "latest row", "to proto", "sqlite write", "registry")
+CHILD_ENV = {"DO_NOT_TRACK": "1", "FEAST_USAGE": "False"}
+
+
+# --- parent: orchestrate, compare, report ----------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=11_111, help="customers in the table (default 11,111)")
+    parser.add_argument("--days", type=int, default=90, help="days in the table = the full window (default 90)")
+    parser.add_argument(
+        "--stock-days", type=int, help="cap the stock run's window at this many days (default: the full window)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
+    parser.add_argument(
+        "--profile", choices=("auto", "always", "never"), default="auto",
+        help="profile the full-window Nightshift run: when the target is missed (auto), always, never",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (Parquet, repos, logs)")
+    # Internal: the parent calls itself once per stage, each in a fresh process.
+    parser.add_argument("--stage", choices=("generate", "run", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=("stock", "nightshift"), help=argparse.SUPPRESS)
+    parser.add_argument("--window", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.stage == "generate":
+        _generate(args.workdir, args.customers, args.days, args.seed)
+        return 0
+    if args.stage == "run":
+        _run(args.workdir, args.path, args.window, args.days, profile=False)
+        return 0
+    if args.stage == "profile":
+        _run(args.workdir, "nightshift", args.window, args.days, profile=True)
+        return 0
+
+    stock_days = min(args.stock_days or args.days, args.days)
+    windows = sorted({w for w in WINDOW_DAYS if w < args.days} | {args.days})
+    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-materialize-"))
+    try:
+        print(
+            f"generating {args.customers:,} customers x {args.days} days (seed {args.seed}) in {workdir} ...",
+            flush=True,
+        )
+        _child(workdir, ["--stage", "generate"], args)
+        meta = json.loads((workdir / "meta.json").read_text())
+        results: dict[str, dict[str, Any]] = {}
+        load = [os.getloadavg()[0]]
+        # One at a time: on two cores a concurrent run would time the other one too.
+        runs = [("stock", stock_days)] + [("nightshift", w) for w in windows]
+        for path, window in runs:
+            name = _run_name(path, window)
+            print(f"running {name} ...", flush=True)
+            _child(workdir, ["--stage", "run", "--path", path, "--window", str(window)], args)
+            results[name] = json.loads((workdir / f"{name}.json").read_text())
+            load.append(os.getloadavg()[0])
+        agreement = _compare_online(workdir, results, _run_name("stock", stock_days), _run_name("nightshift", stock_days))
+        stock, full = results[_run_name("stock", stock_days)], results[_run_name("nightshift", stock_days)]
+        speedup = _throughput(full) / _throughput(stock)
+        profile = None
+        if args.profile == "always" or (args.profile == "auto" and speedup < TARGET_SPEEDUP):
+            print(f"profiling {_run_name('nightshift', args.days)} under cProfile ...", flush=True)
+            _child(workdir, ["--stage", "profile", "--window", str(args.days)], args)
+            profile = (workdir / "profile.txt").read_text()
+        print()
+        print(_report(args, meta, results, stock_days, windows, agreement, max(load)))
+        if profile:
+            print()
+            print(profile)
+    finally:
+        if args.keep:
+            print(f"\nwork directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if agreement["agree"] else 1
+
+
+def _run_name(path: str, window: int) -> str:
+    return f"{path}-{window}d"
+
+
+def _child(workdir: Path, stage_args: list[str], args: argparse.Namespace) -> None:
+    """Run one stage in a fresh interpreter; its output goes to a log, shown when it fails."""
+    command = [
+        sys.executable, str(Path(__file__).resolve()), *stage_args, "--workdir", str(workdir),
+        "--customers", str(args.customers), "--days", str(args.days), "--seed", str(args.seed),
+    ]
+    log = workdir / f"stage-{'-'.join(stage_args[1::2])}.log"
+    with log.open("w") as out:
+        done = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=os.environ | CHILD_ENV)
+    if done.returncode != 0:
+        print(log.read_text()[-6000:], file=sys.stderr)
+        raise SystemExit(f"bench stage {stage_args} failed (exit {done.returncode}); the end of its log is above")
+
+
+def _throughput(result: dict[str, Any]) -> float:
+    """Input customer-days per wall second of ``materialize``."""
+    return result["customer_days"] / result["total"][0]
+
+
+def _compare_online(workdir: Path, results: dict[str, dict[str, Any]], stock: str, ours: str) -> dict[str, Any]:
+    """Rows (entity key, feature, value, event and created timestamps) only in one of the two online stores."""
+    columns = "entity_key, feature_name, value, event_ts, created_ts"
+    con = sqlite3.connect(results[stock]["online_db"])
+    try:
+        con.execute("ATTACH DATABASE ? AS ours", (results[ours]["online_db"],))
+        a, b = f"main.{results[stock]['online_table']}", f"ours.{results[ours]['online_table']}"
+        only_stock = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {a} EXCEPT SELECT {columns} FROM {b})")
+        only_stock = only_stock.fetchone()[0]
+        only_ours = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {b} EXCEPT SELECT {columns} FROM {a})")
+        only_ours = only_ours.fetchone()[0]
+        total = con.execute(f"SELECT count(*) FROM {a}").fetchone()[0]
+    finally:
+        con.close()
+    return {"agree": only_stock == 0 and only_ours == 0, "rows": total, "only_stock": only_stock, "only_ours": only_ours}
+
+
+def _report(
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    stock_days: int,
+    windows: list[int],
+    agreement: dict[str, Any],
+    load: float,
+) -> str:
+    """The comparison tables. Every time is ``[wall, cpu]`` seconds; ratios are on wall time."""
+    stock_name, full_name = _run_name("stock", stock_days), _run_name("nightshift", stock_days)
+    names = [stock_name] + [_run_name("nightshift", w) for w in windows]
+    label_width, cell_width = 22, 18
+
+    def cell(value: list[float] | None) -> str:
+        return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>8.2f} s ({value[1]:6.2f})"
+
+    lines = [
+        f"Nightshift materialize benchmark: {FEATURE_VIEW}, {args.customers:,} customers x {args.days} days = "
+        f"{meta['rows']:,} customer-days, {len(FLOAT_FEATURES)} Float64 + {len(STRING_FEATURES)} String features, "
+        f"ttl {TTL.days} d (seed {args.seed})",
+        f"stock: duckdb offline store, local engine, one pass;  nightshift: AsofDuckDBOfflineStore + "
+        f"ChunkedLocalComputeEngine, chunk_days {CHUNK_DAYS};  online store: SQLite",
+        "",
+        f"{'':<{label_width}}" + "".join(f"{name:>{cell_width}}" for name in names),
+        f"{'window':<{label_width}}"
+        + "".join(f"{results[n]['window_start'][5:10] + '..' + results[n]['window_end'][5:10]:>{cell_width}}"
+                  for n in names),
+        f"{'input customer-days':<{label_width}}" + "".join(f"{results[n]['customer_days']:>{cell_width},}" for n in names),
+        f"{'plan runs (slices)':<{label_width}}" + "".join(f"{results[n]['plan_runs']:>{cell_width}}" for n in names),
+        f"{'rows to online store':<{label_width}}" + "".join(f"{results[n]['rows_written']:>{cell_width},}" for n in names),
+        f"{'online rows at end':<{label_width}}" + "".join(f"{results[n]['online_entities']:>{cell_width},}" for n in names),
+        f"{'phase: wall (cpu)':<{label_width}}",
+    ]
+    for phase in (*PHASES, "other"):
+        lines.append(f"{'  ' + phase:<{label_width}}" + "".join(cell(results[n]["phases"][phase]) for n in names))
+    lines.append(f"{'materialize total':<{label_width}}" + "".join(cell(results[n]["total"]) for n in names))
+    lines.append(
+        f"{'customer-days / s':<{label_width}}" + "".join(f"{_throughput(results[n]):>{cell_width},.0f}" for n in names)
+    )
+    lines.append(
+        f"{'peak RSS':<{label_width}}" + "".join(f"{results[n]['peak_rss_mb']:>{cell_width - 3},.0f} MB" for n in names)
+    )
+    lines.append(
+        f"{'  before materialize':<{label_width}}"
+        + "".join(f"{results[n]['start_rss_mb']:>{cell_width - 3},.0f} MB" for n in names)
+    )
+
+    stock, full = results[stock_name], results[full_name]
+    speedup = _throughput(full) / _throughput(stock)
+    cpu_speedup = (full["customer_days"] / full["total"][1]) / (stock["customer_days"] / stock["total"][1])
+    verdict = "met" if speedup >= TARGET_SPEEDUP else "MISSED"
+    base_rss = results[_run_name("nightshift", windows[0])]["peak_rss_mb"]
+    spread = [results[_run_name("nightshift", w)]["peak_rss_mb"] / base_rss - 1 for w in windows]
+    rss_verdict = "met" if all(abs(s) <= RSS_BAND for s in spread) else "MISSED"
+    lines += [
+        "",
+        f"nightshift / stock over {stock_days} days: {speedup:.2f}x customer-days/s on wall time "
+        f"({cpu_speedup:.2f}x on cpu), {full['peak_rss_mb'] / stock['peak_rss_mb']:.2f}x peak RSS; "
+        f"rows to the online store: {full['rows_written']:,} vs {stock['rows_written']:,}",
+        f"target: nightshift >= {TARGET_SPEEDUP:g}x stock throughput: {verdict}",
+        "nightshift peak RSS vs its 7-day run: "
+        + ", ".join(f"{w} d {s:+.0%}" for w, s in zip(windows, spread))
+        + f"; target within +-{RSS_BAND:.0%}: {rss_verdict}",
+    ]
+    if stock_days < args.days:
+        lines.append(f"note: the stock run was capped at the last {stock_days} days (--stock-days)")
+    cores = os.cpu_count() or 1
+    if load > cores:
+        lines.append(
+            f"note: load average reached {load:.1f} on {cores} cores during the run; other processes competed "
+            "for CPU, so wall times are inflated (compare the cpu times, or re-run on a quiet machine)"
+        )
+    if agreement["agree"]:
+        lines.append(f"online stores after {stock_name} and {full_name}: AGREE ({agreement['rows']:,} feature rows)")
+    else:
+        lines.append(
+            f"online stores after {stock_name} and {full_name}: DISAGREE: {agreement['only_stock']:,} row(s) only "
+            f"in stock, {agreement['only_ours']:,} only in nightshift. Find the difference (keep the work directory "
+            "with --keep) before trusting these numbers"
+        )
+    return "\n".join(lines)
+
+
+# --- children: generate, then run one configuration ------------------------------------
+
+
+def _parquet_path(workdir: Path) -> Path:
+    return workdir / "customer_activity_daily.parquet"
+
+
+def _window(days_in_table: int, window_days: int) -> tuple[datetime, datetime]:
+    """The last ``window_days`` days of the table, as ``[start, end)`` at midnight UTC."""
+    end = DATA_START + timedelta(days=days_in_table)
+    return end - timedelta(days=window_days), end
+
+
+def _generate(workdir: Path, customers: int, days: int, seed: int) -> None:
+    """The daily feature table as Parquet, day after day (as a daily incremental model appends it)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    n = customers * days
+    day = np.repeat(np.arange(days), customers)
+    feature_ts = (
+        np.datetime64(DATA_START.replace(tzinfo=None), "us")
+        + day.astype("timedelta64[D]")
+        + np.timedelta64(86_399, "s")  # end of day
+    )
+    columns: dict[str, pa.Array] = {
+        "customer_id": pa.array(np.tile(np.arange(1, customers + 1, dtype=np.int64), days)),
+        "feature_timestamp": pa.array(feature_ts, type=pa.timestamp("us", tz="UTC")),
+        # dbt runs a little after midnight; the minutes vary by run.
+        "created_at": pa.array(
+            feature_ts + (rng.integers(60, 3_600, n) * 1_000_000).astype("timedelta64[us]"),
+            type=pa.timestamp("us", tz="UTC"),
+        ),
+    }
+    for index, name in enumerate(FLOAT_FEATURES):
+        values = rng.gamma(2.0, 5.0 * (index + 1), n).round(2)
+        columns[name] = pa.array(values, mask=rng.random(n) < 0.02)
+    for name, choices in zip(STRING_FEATURES, (PLANS, REGIONS)):
+        values = np.array(choices, dtype=object)[rng.integers(0, len(choices), n)]
+        columns[name] = pa.array(values, type=pa.string(), mask=rng.random(n) < 0.01)
+    pq.write_table(pa.table(columns), _parquet_path(workdir), row_group_size=ROW_GROUP_ROWS)
+
+    windows = sorted({w for w in WINDOW_DAYS if w < days} | {days})
+    ts = feature_ts.astype("datetime64[us]")
+    rows_per_window = {}
+    for w in range(1, days + 1):
+        start, end = _window(days, w)
+        lo, hi = np.datetime64(start.replace(tzinfo=None), "us"), np.datetime64(end.replace(tzinfo=None), "us")
+        rows_per_window[w] = int(((ts >= lo) & (ts < hi)).sum())
+    (workdir / "meta.json").write_text(json.dumps({"rows": n, "windows": windows, "rows_per_window": rows_per_window}))
+
+
+def _make_store(repo_path: Path, parquet: Path, path: str) -> tuple[Any, Any]:
+    """A fresh repo for ``path`` (stock or nightshift) with the one feature view applied."""
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, RepoConfig
+    from feast.types import Float64, String
+    from feast.value_type import ValueType
+
+    repo_path.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "project": f"bench_{path}",
+        "provider": "local",
+        "registry": str(repo_path / "registry.db"),
+        "offline_store": dict(STOCK_OFFLINE_STORE if path == "stock" else NIGHTSHIFT_OFFLINE_STORE),
+        "online_store": {"type": "sqlite", "path": str(repo_path / "online_store.db")},
+        "entity_key_serialization_version": 3,
+        "repo_path": repo_path,
+    }
+    if path == "nightshift":
+        settings["batch_engine"] = dict(NIGHTSHIFT_ENGINE)
+    store = FeatureStore(config=RepoConfig(**settings))
+    # The customer, the only entity here.
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
+    # The daily table as dbt writes it: end-of-day feature timestamp, created_at of the run.
+    source = FileSource(
+        name="customer_activity_daily_source",
+        path=str(parquet),
+        timestamp_field="feature_timestamp",
+        created_timestamp_column="created_at",
+    )
+    # A day's row is valid for three days, as in feature_repo/definitions.py.
+    feature_view = FeatureView(
+        name=FEATURE_VIEW,
+        entities=[customer],
+        ttl=TTL,
+        schema=[Field(name=name, dtype=Float64) for name in FLOAT_FEATURES]
+        + [Field(name=name, dtype=String) for name in STRING_FEATURES],
+        source=source,
+        online=True,
+    )
+    store.apply([customer, feature_view])
+    return store, feature_view
+
+
+def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile: bool) -> None:
+    """Materialize ``window_days`` with configuration ``path``; write timings (or a profile) to ``workdir``."""
+    import resource
+
+    # Everything both configurations import is loaded before the clock starts.
+    import feast.infra.compute_engines.local.nodes as nodes
+    import nightshift.feast_engine  # noqa: F401
+    import nightshift.feast_offline  # noqa: F401
+    from feast.infra.compute_engines.local.compute import LocalComputeEngine
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+    from feast.infra.registry.registry import Registry
+
+    name = _run_name(path, window_days) + ("-profiled" if profile else "")
+    store, feature_view = _make_store(workdir / name, _parquet_path(workdir), path)
+    start, end = _window(days_in_table, window_days)
+    meta = json.loads((workdir / "meta.json").read_text())
+
+    phases: dict[str, list[float]] = {phase: [0.0, 0.0] for phase in PHASES}
+    counts = {"rows_written": 0, "plan_runs": 0}
+    nodes.LocalSourceReadNode.execute = _timed(nodes.LocalSourceReadNode.execute, phases["pull"])
+    nodes.LocalDedupNode.execute = _timed(nodes.LocalDedupNode.execute, phases["latest row"])
+    nodes._convert_arrow_to_proto = _timed(nodes._convert_arrow_to_proto, phases["to proto"])
+    write = _timed(SqliteOnlineStore.online_write_batch, phases["sqlite write"])
+
+    def counted_write(self: Any, config: Any, table: Any, data: list[Any], progress: Any) -> None:
+        counts["rows_written"] += len(data)
+        write(self, config, table, data, progress)
+
+    SqliteOnlineStore.online_write_batch = counted_write
+    Registry.apply_materialization = _timed(Registry.apply_materialization, phases["registry"])
+    run_plan = LocalComputeEngine._materialize_one
+
+    def counted_plan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counts["plan_runs"] += 1
+        return run_plan(self, *args, **kwargs)
+
+    LocalComputeEngine._materialize_one = counted_plan
+
+    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if profile:
+        _profile(lambda: store.materialize(start, end), workdir / "profile.txt", name, phases)
+        return
+    started = (time.perf_counter(), time.process_time())
+    store.materialize(start, end)
+    total = [time.perf_counter() - started[0], time.process_time() - started[1]]
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    phases["other"] = [total[i] - sum(times[i] for times in phases.values()) for i in (0, 1)]
+    online_db = workdir / name / "online_store.db"
+    online_table = f"bench_{path}_{feature_view.name}"
+    with sqlite3.connect(online_db) as con:
+        online_entities = con.execute(f"SELECT count(DISTINCT entity_key) FROM {online_table}").fetchone()[0]
+    (workdir / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "window_start": start.isoformat(),
+                "window_end": end.isoformat(),
+                "customer_days": meta["rows_per_window"][str(window_days)],
+                "total": total,
+                "phases": phases,
+                **counts,
+                "online_entities": online_entities,
+                "online_db": str(online_db),
+                "online_table": online_table,
+                "start_rss_mb": start_rss_mb,
+                "peak_rss_mb": peak_rss_mb,
+            }
+        )
+    )
+
+
+def _profile(run: Callable[[], Any], out: Path, name: str, phases: dict[str, list[float]]) -> None:
+    """Run ``run`` under cProfile; write the phase split and the costliest functions to ``out``."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.runcall(run)
+    total = time.perf_counter() - started
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(18)
+    stats.sort_stats("cumulative").print_stats(30)
+    split = ", ".join(f"{phase} {times[0]:.2f} s" for phase, times in phases.items())
+    rest = total - sum(times[0] for times in phases.values())
+    out.write_text(
+        f"cProfile of {name} (times inflated by the profiler): total {total:.2f} s = {split}, other {rest:.2f} s\n"
+        + "\n".join(line for line in text.getvalue().splitlines() if line.strip())
+    )
+
+
+def _timed(function: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    """``function``, adding the [wall, cpu] seconds of each call to ``into``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _clock(into):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def _clock(into: list[float]) -> Iterator[None]:
+    started = (time.perf_counter(), time.process_time())
+    try:
+        yield
+    finally:
+        into[0] += time.perf_counter() - started[0]
+        into[1] += time.process_time() - started[1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""
+### Retrain: a LightGBM challenger, an evaluation gate, the MLflow `champion` alias
+
+One DAG per use case (`retrain_<use case>`). Runs on the use case's weekly cron
+(`schedules.retrain` in `config/<use case>.yaml`) **or** as soon as monitoring emits the Asset
+`retrain-request/<use case>`; by hand with "Trigger DAG". One run at a time (`max_active_runs=1`),
+no catchup, and registry writes go through the one-slot `model_registry` pool, so two promotions
+never race.
+
+1. **train** builds the point-in-time training set through the use case's feature service
+   (labels only where the 30-day outcome had closed by the run date), splits it by time
+   (train, validation for early stopping, most recent days as holdout), trains LightGBM with
+   the configured parameters and seed, and logs everything to an MLflow run.
+2. **evaluate** puts the challenger and the current champion through the same gate on the
+   same holdout (floors, improvement, slices, calibration, behavioural and data checks) and
+   logs the report (JSON and Markdown) to the run.
+3. **register** registers a version for every trained challenger, tagged with the verdict,
+   reasons, trigger and feature service; moves `champion` only when the gate passed; appends
+   the decision to `meta.model_promotions`.
+
+Code: `plugins/nightshift/retrain.py` (steps), `training.py`, `evaluation.py`, `registry.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
+
+from nightshift.assets import retrain_request_asset
+from nightshift.settings import Settings
+from nightshift.usecase import load_use_cases
+
+# Parse-time work is reading the small use-case files: one DAG per use case, on its own cron.
+USE_CASES = load_use_cases(Settings.from_env().config_dir)
+
+for use_case_name, use_case in USE_CASES.items():
+    with DAG(
+        dag_id=f"retrain_{use_case_name}",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(use_case.schedules.get("retrain", "0 3 * * 1"), timezone="UTC"),
+            assets=retrain_request_asset(use_case_name),
+        ),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        tags=["nightshift", "retrain", use_case_name],
+        doc_md=__doc__,
+    ):
+
+        @task
+        def train(name: str, ds: str | None = None, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
+            """Train and log a challenger; returns its MLflow run id."""
+            from nightshift import retrain
+
+            return retrain.train_challenger(
+                Settings.from_env(), name, retrain.run_date_of(ds), retrain.trigger_of(dag_run.run_type)
+            )
+
+        @task
+        def evaluate(name: str, trained: dict) -> dict:
+            """The gate report of the challenger against the champion."""
+            from nightshift import retrain
+
+            report = retrain.evaluate_challenger(Settings.from_env(), name, trained["run_id"])
+            print(retrain.gate_summary(report))
+            return {"verdict": report["verdict"], "reasons": report["reasons"]}
+
+        @task(pool="model_registry")
+        def register(name: str, trained: dict, verdict: dict, dag_run=None) -> dict:  # noqa: ANN001
+            """Register the version; move `champion` only on a pass; audit the decision."""
+            from nightshift import retrain
+
+            return retrain.register_challenger(
+                Settings.from_env(), name, trained["run_id"], retrain.trigger_of(dag_run.run_type), dag_run.run_id
+            )
+
+        trained = train(use_case_name)
+        register(use_case_name, trained, evaluate(use_case_name, trained))
