@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Some environments set this; with it every process recompiles Airflow and GX from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test test-fast airflow lock bench clean
+.PHONY: demo test test-fast airflow mlflow lock bench clean
 
 # Cosmos renders the dbt task graph from this manifest instead of running dbt at parse time.
 MANIFEST := dbt/target/manifest.json
@@ -48,6 +48,10 @@ airflow: $(BIN)/.installed $(MANIFEST)
 	$(BIN)/airflow pools set dbt 1 "dbt commands (one at a time on DuckDB)" >/dev/null
 	$(BIN)/airflow pools set model_registry 1 "MLflow alias moves, one at a time" >/dev/null
 	$(BIN)/airflow standalone
+
+# The MLflow UI on the demo's tracking store: runs, gate reports, registered versions and aliases.
+mlflow: $(BIN)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STATE)/mlflow/mlflow.db --port 5000
 
 # Regenerate the lock after editing requirements.in.
 lock: $(BIN)/.installed

@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             _child(workdir, ["--stage", "run", "--path", path, "--window", str(window)], args)
             results[name] = json.loads((workdir / f"{name}.json").read_text())
             load.append(os.getloadavg()[0])
-        agreement = _compare_online(workdir, results, _run_name("stock", stock_days), _run_name("nightshift", stock_days))
-        stock, full = results[_run_name("stock", stock_days)], results[_run_name("nightshift", stock_days)]
+        stock_name, full_name = _run_name("stock", stock_days), _run_name("nightshift", stock_days)
+        agreement = _compare_online(results[stock_name], results[full_name])
+        stock, full = results[stock_name], results[full_name]
         speedup = _throughput(full) / _throughput(stock)
         profile = None
         if args.profile == "always" or (args.profile == "auto" and speedup < TARGET_SPEEDUP):
@@ -171,13 +172,13 @@ def _throughput(result: dict[str, Any]) -> float:
     return result["customer_days"] / result["total"][0]
 
 
-def _compare_online(workdir: Path, results: dict[str, dict[str, Any]], stock: str, ours: str) -> dict[str, Any]:
+def _compare_online(stock: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
     """Rows (entity key, feature, value, event and created timestamps) only in one of the two online stores."""
     columns = "entity_key, feature_name, value, event_ts, created_ts"
-    con = sqlite3.connect(results[stock]["online_db"])
+    con = sqlite3.connect(stock["online_db"])
     try:
-        con.execute("ATTACH DATABASE ? AS ours", (results[ours]["online_db"],))
-        a, b = f"main.{results[stock]['online_table']}", f"ours.{results[ours]['online_table']}"
+        con.execute("ATTACH DATABASE ? AS ours", (ours["online_db"],))
+        a, b = f"main.{stock['online_table']}", f"ours.{ours['online_table']}"
         only_stock = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {a} EXCEPT SELECT {columns} FROM {b})")
         only_stock = only_stock.fetchone()[0]
         only_ours = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {b} EXCEPT SELECT {columns} FROM {a})")
@@ -185,7 +186,8 @@ def _compare_online(workdir: Path, results: dict[str, dict[str, Any]], stock: st
         total = con.execute(f"SELECT count(*) FROM {a}").fetchone()[0]
     finally:
         con.close()
-    return {"agree": only_stock == 0 and only_ours == 0, "rows": total, "only_stock": only_stock, "only_ours": only_ours}
+    agree = only_stock == 0 and only_ours == 0
+    return {"agree": agree, "rows": total, "only_stock": only_stock, "only_ours": only_ours}
 
 
 def _report(
@@ -205,6 +207,9 @@ def _report(
     def cell(value: list[float] | None) -> str:
         return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>8.2f} s ({value[1]:6.2f})"
 
+    def count_row(label: str, key: str) -> str:
+        return f"{label:<{label_width}}" + "".join(f"{results[n][key]:>{cell_width},}" for n in names)
+
     lines = [
         f"Nightshift materialize benchmark: {FEATURE_VIEW}, {args.customers:,} customers x {args.days} days = "
         f"{meta['rows']:,} customer-days, {len(FLOAT_FEATURES)} Float64 + {len(STRING_FEATURES)} String features, "
@@ -216,10 +221,10 @@ def _report(
         f"{'window':<{label_width}}"
         + "".join(f"{results[n]['window_start'][5:10] + '..' + results[n]['window_end'][5:10]:>{cell_width}}"
                   for n in names),
-        f"{'input customer-days':<{label_width}}" + "".join(f"{results[n]['customer_days']:>{cell_width},}" for n in names),
-        f"{'plan runs (slices)':<{label_width}}" + "".join(f"{results[n]['plan_runs']:>{cell_width}}" for n in names),
-        f"{'rows to online store':<{label_width}}" + "".join(f"{results[n]['rows_written']:>{cell_width},}" for n in names),
-        f"{'online rows at end':<{label_width}}" + "".join(f"{results[n]['online_entities']:>{cell_width},}" for n in names),
+        count_row("input customer-days", "customer_days"),
+        count_row("plan runs (slices)", "plan_runs"),
+        count_row("rows to online store", "rows_written"),
+        count_row("online rows at end", "online_entities"),
         f"{'phase: wall (cpu)':<{label_width}}",
     ]
     for phase in (*PHASES, "other"):

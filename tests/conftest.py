@@ -3,6 +3,7 @@ Airflow metadata DB with DAG runs in a child process (for end-to-end tests)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -70,9 +71,11 @@ class AirflowHarness:
     def settings(self) -> Settings:
         return Settings.from_env(self.env)
 
-    def run(self, dag_id: str, start: date, days: int = 1, rerun: bool = True) -> dict[date, str]:
+    def run(self, dag_id: str, start: date, days: int = 1, rerun: bool = True, conf: dict | None = None) -> dict[date, str]:
         """Run ``dag_id`` for ``days`` days from ``start``; returns the state of each day's run."""
         cmd = [sys.executable, "-m", "nightshift.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
+        if conf is not None:
+            cmd += ["--conf", json.dumps(conf)]
         proc = subprocess.run(cmd + (["--rerun"] if rerun else []), env=self.env, capture_output=True, text=True)
         self.outputs.append(proc.stdout + proc.stderr)
         states = {}

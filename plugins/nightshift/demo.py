@@ -10,7 +10,10 @@ Steps, each skipped when already done (so a second ``make demo`` is quick):
 4. run ``features`` for the last demo day: dbt rebuilds every day's feature rows, Feast
    applies the definitions and materializes the online store, the skew check compares
    online and offline values;
-5. print where to look.
+5. run ``retrain_churn`` for the last demo day: the first challenger is trained on every
+   snapshot whose 30-day outcome had closed, passes the gate's floors and becomes the
+   ``champion`` in the MLflow registry (skipped when a champion already exists);
+6. print where to look.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from nightshift.datagen import DatagenSpec, batch_file_name, generate, write_landing
+from nightshift import registry
 from nightshift.landing import Landing
 from nightshift.runs import airflow_environment, ensure_metadata_db
 from nightshift.settings import Settings
@@ -122,6 +126,17 @@ def main() -> int:
         print(f"features failed for {last_day}: see the run log with `make airflow`")
         return 1
 
+    client = registry.connect(settings)
+    if registry.champion_version(client, "churn") is None:
+        print(f"retrain: training the first champion as of {last_day}")
+        if _run("retrain_churn", last_day, 1, env, rerun=True) != {last_day: "success"}:
+            print("retrain failed: see the run log with `make airflow`")
+            return 1
+    champion = registry.champion_version(client, "churn")
+    if champion is None:
+        print("retrain: the first challenger did not pass the gate; see its report in MLflow (`make mlflow`)")
+        return 1
+
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     totals = runs.groupby("source")[["landed_rows", "accepted_rows", "quarantined_rows"]].sum()
     print("\nDemo done. Rows per source over the demo range:")
@@ -133,6 +148,12 @@ def main() -> int:
         print(f"  Query it:     .venv/bin/python -c \"import duckdb; print(duckdb.connect('{db}', read_only=True)"
               ".sql('select source, sum(quarantined_rows) from meta.validation_runs group by 1'))\"")
     print(f"  Landing zone: {settings.landing_uri}")
+    metrics = client.get_run(champion.run_id).data.metrics
+    print(f"  Champion:     models:/churn@champion = version {champion.version} (holdout AUC "
+          f"{metrics.get('holdout.auc', float('nan')):.3f}, PR-AUC {metrics.get('holdout.pr_auc', float('nan')):.3f}, "
+          f"Brier {metrics.get('holdout.brier', float('nan')):.3f}; {int(metrics.get('training.rows', 0))} training rows)")
+    print(f"  MLflow UI:    make mlflow   (tracking store: {settings.mlflow_uri})")
+    print("  Promotions:   .venv/bin/nightshift promotions --use-case churn")
     if settings.profile == "embedded":
         print(f"  Feature tables: {settings.warehouse_dir / 'tables' / 'features'}/<model>/part.parquet "
               "(views features.customer_activity_daily, features.customer_profile_daily)")

@@ -222,7 +222,7 @@ def rollback(
     client = connect(settings)
     model = use_case.model_name
     current = champion_version(client, model)
-    current_version = current.version if current is not None else None
+    current_version = str(current.version) if current is not None else None
     trigger = "manual"
 
     def refuse(message: str, target: str | None) -> RollbackRefused:

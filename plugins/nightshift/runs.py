@@ -12,6 +12,7 @@ must start with it (Airflow reads its configuration when it is first imported).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -90,8 +91,11 @@ def _succeeded_days(dag_id: str) -> set[date]:
         return {r.logical_date.date() for r in runs if r.logical_date is not None}
 
 
-def run_days(dag_id: str, days: list[date], rerun: bool = False) -> list[DayRun]:
-    """Run ``dag_id`` once per day (in order) with ``dag.test``; failures do not stop the loop."""
+def run_days(dag_id: str, days: list[date], rerun: bool = False, conf: dict | None = None) -> list[DayRun]:
+    """Run ``dag_id`` once per day (in order) with ``dag.test``; failures do not stop the loop.
+
+    ``conf`` is the runs' configuration (a manually triggered DAG's params).
+    """
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -106,7 +110,7 @@ def run_days(dag_id: str, days: list[date], rerun: bool = False) -> list[DayRun]
         if day in done:
             results.append(DayRun(dag_id, day, "", "success", skipped=True))
             continue
-        run = dag.test(logical_date=_logical(day))
+        run = dag.test(logical_date=_logical(day), run_conf=conf)
         results.append(DayRun(dag_id, day, run.run_id, str(getattr(run.state, "value", run.state))))
         log.info("%s %s: %s", dag_id, day, results[-1].state)
     return results
@@ -122,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--rerun", action="store_true", help="run days whose latest run already succeeded")
+    parser.add_argument("--conf", type=json.loads, default=None, help="run configuration (JSON), e.g. params")
     args = parser.parse_args(argv)
     days = [args.start + timedelta(days=i) for i in range(args.days)]
-    results = run_days(args.dag_id, days, rerun=args.rerun)
+    results = run_days(args.dag_id, days, rerun=args.rerun, conf=args.conf)
     for r in results:
         print(f"RUN {r.dag_id} {r.day} {r.state}{' (already done)' if r.skipped else ''} {r.run_id}")
     return 0 if all(r.state == "success" for r in results) else 1

@@ -27,8 +27,6 @@ START = date(2026, 1, 1)
 DAYS = 3
 LAST = START + timedelta(days=DAYS - 1)
 SOURCES = ("customers", "activity", "cancellations")
-# Ingest as if it ran the morning after the last day (event times may not lie in the future).
-NOW = datetime.combine(LAST + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=6)
 
 
 @dataclass
@@ -39,25 +37,31 @@ class World:
     warehouse: Warehouse
 
 
-def build_world(root: Path, env: dict[str, str] | None = None) -> Iterator[World]:
-    """Land and ingest three days, dbt build, feast apply, materialize up to the last day.
+def build_world(root: Path, env: dict[str, str] | None = None, spec: DatagenSpec | None = None) -> Iterator[World]:
+    """Land and ingest ``spec``'s days (default: three days), dbt build, feast apply, materialize
+    up to the last day.
 
     ``env`` adds ``NIGHTSHIFT_*`` variables (a Postgres warehouse, a Redis online store).
     """
+    spec = spec or DatagenSpec(customers=80, start=START, days=DAYS, seed=5)
+    last = spec.start + timedelta(days=spec.days - 1)
+    now = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=6)
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI", "NIGHTSHIFT_REDIS_URL"):
+        for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI",
+                    "NIGHTSHIFT_REDIS_URL", "NIGHTSHIFT_MLFLOW_URI"):
             patch.delenv(key, raising=False)
         for key, value in {"NIGHTSHIFT_HOME": str(root / "state"), **(env or {})}.items():
             patch.setenv(key, value)
         settings = Settings.from_env()
-        write_landing(DatagenSpec(customers=80, start=START, days=DAYS, seed=5), settings.landing_uri)
-        for day in (START + timedelta(days=i) for i in range(DAYS)):
+        write_landing(spec, settings.landing_uri)
+        for day in (spec.start + timedelta(days=i) for i in range(spec.days)):
             for source in SOURCES:
-                ingest_batch(settings, configured_source(settings, source), day, now=NOW)
+                # as if ingested the morning after the last day: event times may not lie in the future
+                ingest_batch(settings, configured_source(settings, source), day, now=now)
         features.run_dbt(settings, ["build"])
         features.publish_feature_tables(settings)
         features.apply_definitions(settings)
-        features.materialize(settings, LAST)
+        features.materialize(settings, last)
         yield World(settings, Warehouse.from_uri(settings.warehouse_uri))
 
 
