@@ -61,7 +61,7 @@ with DAG(
             day = features.resolve_day(settings, features.candidate_days(ds, triggering_asset_events))
         except features.FeatureDataMissing as exc:
             raise AirflowFailException(str(exc)) from exc
-        features.prepare_feature_tables(settings)
+        features.prepare_dbt_tables(settings)
         return day.isoformat()
 
     dbt = DbtTaskGroup(
@@ -80,6 +80,8 @@ with DAG(
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
+            # predictions staging and marts are the score DAG's
+            exclude=["tag:scoring"],
             test_behavior=TestBehavior.AFTER_EACH,
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
@@ -95,7 +97,7 @@ with DAG(
         from nightshift import features
 
         settings = Settings.from_env()
-        features.publish_feature_tables(settings)
+        features.publish_dbt_tables(settings)
         return features.apply_definitions(settings)
 
     @task
@@ -115,7 +117,7 @@ with DAG(
     for use_case in USE_CASES:
 
         @task(task_id=f"skew_check_{use_case}", outlets=[features_asset(use_case)])
-        def skew_check(name: str, day: str) -> dict:
+        def skew_check(name: str, day: str, outlet_events: dict | None = None) -> dict:
             """Online vs offline point-in-time values for a sample of D's entities."""
             from dataclasses import asdict
             from datetime import date
@@ -125,8 +127,11 @@ with DAG(
             from nightshift import features
 
             try:
-                return asdict(features.check_skew(Settings.from_env(), name, date.fromisoformat(day)))
+                report = asdict(features.check_skew(Settings.from_env(), name, date.fromisoformat(day)))
             except features.SkewDetected as exc:
                 raise AirflowFailException(str(exc)) from exc
+            # the score DAG learns which day it is for from the event
+            outlet_events[features_asset(name)].extra = {"feature_date": day}
+            return report
 
         materialized >> skew_check(use_case, day)

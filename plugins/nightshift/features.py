@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 FEATURE_REPO = PROJECT_ROOT / "feature_repo"
 DBT_PROJECT = PROJECT_ROOT / "dbt"
+#: dbt models tagged `scoring` (predictions staging and marts) are built by the score DAG; the
+#: features DAG builds everything else.
+DBT_FEATURES_BUILD = ["build", "--exclude", "tag:scoring"]
+DBT_SCORING_BUILD = ["build", "--select", "tag:scoring"]
 
 
 class FeatureDataMissing(RuntimeError):
@@ -126,26 +130,38 @@ def _where(source: Any) -> str:
     return getattr(source, "path", None) or getattr(source, "query", None) or source.name
 
 
-def prepare_feature_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
-    """Create the folder of each feature model's Parquet file (embedded profile only).
+#: dbt model folders whose models are external Parquet tables in the embedded profile.
+EXTERNAL_SCHEMAS = ("features", "marts")
+
+
+def external_tables(project_dir: Path = DBT_PROJECT) -> list[str]:
+    """``schema.model`` of every dbt model written as an external table (features and marts)."""
+    return [
+        f"{schema}.{model.stem}"
+        for schema in EXTERNAL_SCHEMAS
+        for model in sorted((project_dir / "models" / schema).glob("*.sql"))
+    ]
+
+
+def prepare_dbt_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
+    """Create the folder of each external model's Parquet file (embedded profile only).
 
     dbt-duckdb writes an external model with DuckDB's COPY, which does not create folders.
     """
     if settings.profile != "embedded":
         return
-    for model in (project_dir / "models" / "features").glob("*.sql"):
-        (settings.warehouse_dir / "tables" / "features" / model.stem).mkdir(parents=True, exist_ok=True)
+    for table in external_tables(project_dir):
+        (settings.warehouse_dir / "tables" / Path(*table.split("."))).mkdir(parents=True, exist_ok=True)
 
 
-def publish_feature_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> list[str]:
-    """Make each feature model queryable as ``features.<model>`` in the warehouse catalog.
-
-    Embedded profile: a view over the Parquet file dbt wrote (Postgres has the tables already).
-    """
+def publish_dbt_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> list[str]:
+    """Make each built feature and mart model queryable as ``<schema>.<model>`` in the warehouse
+    catalog (embedded profile: a view over the Parquet file dbt wrote; Postgres has the tables)."""
     from nightshift.warehouse import DuckDBWarehouse, Warehouse
 
-    tables = [f"features.{model.stem}" for model in sorted((project_dir / "models" / "features").glob("*.sql"))]
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    tables = [t for t in external_tables(project_dir)
+              if not isinstance(warehouse, DuckDBWarehouse) or t in warehouse.tables()]
     if isinstance(warehouse, DuckDBWarehouse):
         warehouse.publish(set(tables))
     return tables
@@ -165,7 +181,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     import subprocess
     import sys
 
-    prepare_feature_tables(settings, project_dir)
+    prepare_dbt_tables(settings, project_dir)
     env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
     work = settings.home / "dbt" / project_dir.resolve().name
     command = [
@@ -231,17 +247,18 @@ def feature_names(settings: Settings, feature_service: str) -> list[str]:
     return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
-def candidate_days(ds: str | None, triggering_asset_events: Any = None) -> list[date]:
-    """The days a features run may be for, latest first.
+def candidate_days(ds: str | None, triggering_asset_events: Any = None, key: str = "batch_date") -> list[date]:
+    """The days a run may be for, latest first.
 
-    An Asset-triggered run: every ``batch_date`` its triggering ingest events reported. A run
-    started by hand or by a backfill: its logical date.
+    An Asset-triggered run: every day its triggering events reported under ``key``
+    (``batch_date`` from ingest, ``feature_date`` from features). A run started by hand or by
+    a backfill: its logical date.
     """
     days = {
-        date.fromisoformat(str(event.extra["batch_date"]))
+        date.fromisoformat(str(event.extra[key]))
         for events in (triggering_asset_events or {}).values()
         for event in events
-        if (getattr(event, "extra", None) or {}).get("batch_date")
+        if (getattr(event, "extra", None) or {}).get(key)
     }
     if days:
         return sorted(days, reverse=True)
@@ -278,6 +295,36 @@ def resolve_day(settings: Settings, candidates: list[date]) -> date:
         f"no raw data for {missing} on {day}: run the `ingest` DAG for {day} first "
         "(or clear its failed tasks), then re-run this one"
     )
+
+
+def check_features_ready(settings: Settings, feature_service: str, day: date) -> None:
+    """Every feature view of ``feature_service`` has rows for ``day`` (known at its end).
+
+    Raises:
+        FeatureDataMissing: naming the views, the day and the ``features`` DAG to run.
+    """
+    import pandas as pd
+
+    from nightshift.warehouse import Warehouse, WarehouseError
+
+    store = feature_store(settings)
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    wanted = pd.Timestamp(end_of_day(day)).tz_localize(None)
+    stale = []
+    for projection in store.get_feature_service(feature_service).feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        table = f"features.{view.tags.get('dbt_model', view.name)}"
+        try:
+            latest = warehouse.max_value(table, view.batch_source.timestamp_field)
+        except WarehouseError:
+            latest = None
+        latest = None if latest is None else pd.Timestamp(latest).tz_localize(None)
+        if latest is None or latest < wanted:
+            stale.append(f"{view.name} (latest {latest or 'none'})")
+    if stale:
+        raise FeatureDataMissing(
+            f"no features for {day} in {stale}: run the `features` DAG for {day} first, then re-run this one"
+        )
 
 
 class SkewDetected(RuntimeError):

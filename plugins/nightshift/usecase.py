@@ -48,6 +48,8 @@ class UseCase:
     training: dict[str, Any] = field(default_factory=dict)
     #: The evaluation gate's checks and thresholds (nightshift.evaluation).
     gate: dict[str, Any] = field(default_factory=dict)
+    #: Nightly scoring: shards, chunk size, score bands (nightshift.scoring).
+    scoring: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -91,6 +93,7 @@ def load_use_case(path: Path) -> UseCase:
         model_name=str(data.get("model_name") or data["name"]),
         training=dict(data.get("training") or {}),
         gate=dict(data.get("gate") or {}),
+        scoring=dict(data.get("scoring") or {}),
         raw=data,
     )
 

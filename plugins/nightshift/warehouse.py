@@ -39,6 +39,15 @@ if TYPE_CHECKING:
 VALIDATION_RUNS = "meta.validation_runs"
 FEATURE_SKEW = "monitoring.feature_skew"
 MODEL_PROMOTIONS = "meta.model_promotions"
+#: Nightly scores read by analysts (through the dbt marts), one partition per use case and day.
+PREDICTIONS = "predictions.daily"
+#: Customers of the day's spine that could not be scored, with the reason.
+PREDICTION_ERRORS = "predictions.errors"
+#: Scores of the `challenger` alias, for comparison only; never used downstream.
+SHADOW_PREDICTIONS = "predictions.shadow"
+#: Per-shard results of a scoring run before they are published into the tables above.
+SCORING_STAGING = "staging.scoring_shards"
+SCORING_ERRORS_STAGING = "staging.scoring_errors"
 
 
 def raw_table(source: str) -> str:
@@ -91,6 +100,14 @@ class Warehouse(ABC):
     @abstractmethod
     def tables(self) -> list[str]:
         """``schema.table`` names that hold at least one partition."""
+
+    @abstractmethod
+    def max_value(self, table: str, column: str) -> Any:
+        """The largest value of ``column`` in ``table`` (None when the table is empty).
+
+        Raises:
+            WarehouseError: the table does not exist.
+        """
 
 
 def _check_name(table: str) -> tuple[str, str]:
@@ -190,6 +207,14 @@ class DuckDBWarehouse(Warehouse):
             for table in schema.iterdir()
             if table.is_dir() and any(table.rglob("part.parquet"))
         )
+
+    def max_value(self, table: str, column: str) -> Any:
+        import duckdb
+
+        if not self._table_dir(table).exists():
+            raise WarehouseError(f"{table} does not exist yet in {self.root}")
+        with duckdb.connect() as con:
+            return con.execute(f'select max("{column}") from {self._scan(table)}').fetchone()[0]
 
     def _scan(self, table: str) -> str:
         return f"read_parquet('{self._table_dir(table)}/**/part.parquet', union_by_name=true)"
@@ -327,6 +352,19 @@ class PostgresWarehouse(Warehouse):
                     raise WarehouseError(f"cannot read {table}: {exc}") from exc
                 names = [d[0] for d in cur.description]
                 return pd.DataFrame(cur.fetchall(), columns=names)
+        finally:
+            con.close()
+
+    def max_value(self, table: str, column: str) -> Any:
+        _check_name(table)
+        con = self._connect()
+        try:
+            with con.cursor() as cur:
+                try:
+                    cur.execute(f'select max("{column}") from {table}')
+                except Exception as exc:
+                    raise WarehouseError(f"cannot read {table}: {exc}") from exc
+                return cur.fetchone()[0]
         finally:
             con.close()
 

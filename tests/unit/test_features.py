@@ -58,8 +58,8 @@ def build_world(root: Path, env: dict[str, str] | None = None, spec: DatagenSpec
             for source in SOURCES:
                 # as if ingested the morning after the last day: event times may not lie in the future
                 ingest_batch(settings, configured_source(settings, source), day, now=now)
-        features.run_dbt(settings, ["build"])
-        features.publish_feature_tables(settings)
+        features.run_dbt(settings, features.DBT_FEATURES_BUILD)
+        features.publish_dbt_tables(settings)
         features.apply_definitions(settings)
         features.materialize(settings, last)
         yield World(settings, Warehouse.from_uri(settings.warehouse_uri))
@@ -206,7 +206,7 @@ def test_late_row_is_invisible_as_of_earlier_days(tmp_path_factory: pytest.TempP
         world.warehouse.replace_partitions(
             [PartitionWrite(raw_table("activity"), {"batch_date": LAST}, pd.concat([partition, late]))]
         )
-        features.run_dbt(world.settings, ["build"])
+        features.run_dbt(world.settings, features.DBT_FEATURES_BUILD)
         after = features.training_frame(world.settings, "churn_v1", as_of)
 
         assert after.loc[0, "sessions_7d"] == baseline.loc[0, "sessions_7d"], "a late row leaked into the past"
@@ -264,7 +264,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     definitions.write_text(text)
 
     # 4. build, apply, read
-    features.run_dbt(world.settings, ["build"], project_dir=dbt_project)
+    features.run_dbt(world.settings, features.DBT_FEATURES_BUILD, project_dir=dbt_project)
     features.apply_definitions(world.settings, repo)
     ids = customers_on(world, LAST)
     v2 = features.training_frame(world.settings, "churn_v2", spine(ids, LAST))
@@ -278,7 +278,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     pd.testing.assert_series_equal(v2["spend_per_session_28d"], expected, check_names=False)
     assert v2["spend_per_session_28d"].notna().sum() > len(ids) // 2
     # restore the shipped definitions for the other tests of this world
-    features.run_dbt(world.settings, ["build"])
+    features.run_dbt(world.settings, features.DBT_FEATURES_BUILD)
     features.apply_definitions(world.settings)
 
 

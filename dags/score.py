@@ -1,0 +1,144 @@
+"""
+### Score: every active customer of day D, by the champion, into `predictions.daily`
+
+One DAG per use case (`score_<use case>`). Runs when the use case's features are fresh (Asset
+`features/<use case>`), or for any date by hand or as a backfill (`airflow backfill create`, or
+the UI): a backfilled day is scored exactly like a nightly one.
+
+1. **plan** resolves `models:/<model>@champion` to one version (pinned for the run), takes its
+   feature service from the version's `feature_service` tag and refuses clearly when no model
+   has passed the gate, when the model needs features its service does not serve, or when the
+   service has no features for D (run the `features` DAG).
+2. **score_shard** (dynamic task mapping, one task per shard; `scoring.shards` in the use-case
+   file) scores the customers whose stable id hash falls in its shard, chunk by chunk, through
+   the same Feast point-in-time path training used.
+3. **publish** gathers the shards, adds decile and band, checks scored + errors = customers, and
+   replaces partition D of `predictions.daily` and `predictions.errors` in one write. It emits
+   `predictions/<use case>`; a backfill's event says so, and monitoring never turns a backfill
+   into a retrain request.
+4. **marts** (dbt through Cosmos): `predictions_latest`, `predictions_history`,
+   `score_band_summary`, `model_performance_daily`, with their tests.
+5. **shadow** scores the `challenger` alias, when one exists, into `predictions.shadow`
+   (comparison only; nothing downstream reads it).
+
+Code: `plugins/nightshift/scoring.py`; marts: `dbt/models/marts/`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import TestBehavior
+
+from nightshift.assets import features_asset, predictions_asset
+from nightshift.features import DBT_PROJECT
+from nightshift.settings import Settings
+from nightshift.usecase import load_use_cases
+
+# Parse-time work is reading the small use-case files and the dbt manifest (built by `make`).
+SETTINGS = Settings.from_env()
+USE_CASES = load_use_cases(SETTINGS.config_dir)
+
+for use_case_name in USE_CASES:
+    with DAG(
+        dag_id=f"score_{use_case_name}",
+        schedule=[features_asset(use_case_name)],
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=2,
+        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        tags=["nightshift", "score", use_case_name],
+        doc_md=__doc__,
+    ):
+
+        @task
+        def plan(name: str, ds: str | None = None, triggering_asset_events: dict | None = None) -> dict:
+            """The champion version, its feature service and the shard count for D."""
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from nightshift import features, scoring
+
+            settings = Settings.from_env()
+            day = features.candidate_days(ds, triggering_asset_events, key="feature_date")[0]
+            try:
+                return scoring.plan(settings, name, day).as_dict()
+            except (scoring.NoChampion, scoring.FeatureContractBroken, features.FeatureDataMissing) as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        @task
+        def shards(scoring_plan: dict) -> list[int]:
+            """One mapped scoring task per shard."""
+            return list(range(scoring_plan["shards"]))
+
+        @task(max_active_tis_per_dagrun=8)
+        def score_shard(scoring_plan: dict, shard: int, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
+            """Score one shard of D's customers, in chunks; stage the result."""
+            from nightshift import scoring
+
+            return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard, dag_run.run_id)
+
+        @task(outlets=[predictions_asset(use_case_name)])
+        def publish(scoring_plan: dict, scored: list[dict], dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001
+            """Replace partition D of predictions.daily and predictions.errors with the staged shards."""
+            from nightshift import scoring
+
+            result = scoring.publish(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), dag_run.run_id)
+            outlet_events[predictions_asset(scoring_plan["use_case"])].extra = {
+                "scoring_date": scoring_plan["scoring_date"],
+                "backfill": str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "backfill",
+            }
+            return result
+
+        marts = DbtTaskGroup(
+            group_id="marts",
+            project_config=ProjectConfig(
+                dbt_project_path=DBT_PROJECT,
+                manifest_path=SETTINGS.dbt_manifest,
+                install_dbt_deps=False,
+                env_vars=SETTINGS.profile_variables(),
+            ),
+            profile_config=ProfileConfig(
+                profile_name="nightshift",
+                target_name=SETTINGS.profile_variables()["DBT_TARGET"],
+                profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
+            ),
+            execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+            render_config=RenderConfig(
+                load_method=LoadMode.DBT_MANIFEST,
+                select=["tag:scoring"],
+                test_behavior=TestBehavior.AFTER_EACH,
+                should_detach_multiple_parents_tests=True,
+                emit_datasets=False,
+            ),
+            operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
+        )
+
+        @task
+        def publish_marts() -> list[str]:
+            """Make the marts queryable in the warehouse catalog."""
+            from nightshift import features
+
+            return features.publish_dbt_tables(Settings.from_env())
+
+        @task
+        def shadow(name: str, scoring_plan: dict, dag_run=None) -> dict:  # noqa: ANN001
+            """Score the `challenger` alias into predictions.shadow; skipped when there is none."""
+            from datetime import date
+
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from nightshift import scoring
+
+            result = scoring.score_day(Settings.from_env(), name, date.fromisoformat(scoring_plan["scoring_date"]),
+                                       alias=scoring.SHADOW_ALIAS, airflow_run_id=dag_run.run_id)
+            if result is None:
+                raise AirflowSkipException("no `challenger` alias: nothing to shadow-score")
+            return result
+
+        planned = plan(use_case_name)
+        published = publish(planned, score_shard.partial(scoring_plan=planned).expand(shard=shards(planned)))
+        published >> marts >> publish_marts()
+        published >> shadow(use_case_name, planned)

@@ -1,0 +1,231 @@
+"""Nightly scoring without Airflow, on a real world: ingested days, dbt features, Feast, a champion
+registered in MLflow (SQLite), the DuckDB/Parquet warehouse; then the marts built by dbt."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from nightshift import features, registry, scoring, training
+from nightshift.settings import Settings
+from nightshift.warehouse import (
+    PREDICTION_ERRORS, PREDICTIONS, SHADOW_PREDICTIONS, PartitionWrite, Warehouse, raw_table,
+)
+from tests.unit.test_features import LAST, START, World, build_world, customers_on, spine
+
+LINEAGE = ["scored_at", "airflow_run_id"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from build_world(tmp_path_factory.mktemp("scoring_world"))
+
+
+def register_model(settings: Settings, alias: str, extra_feature: str | None = None, seed: int = 0) -> str:
+    """A LightGBM on the world's churn_v1 features, registered and given ``alias``; returns its version."""
+    import mlflow
+
+    use_case = scoring._use_case(settings, "churn")
+    names = features.feature_names(settings, "churn_v1")
+    ids = customers_on_day(settings, START)
+    frame = features.training_frame(settings, "churn_v1", spine(ids, START))
+    if extra_feature:
+        frame[extra_feature] = 1.0
+        names = [*names, extra_feature]
+    labels = (frame["sessions_28d"].fillna(0) < frame["sessions_28d"].median()).astype(int)
+    categorical = use_case.training["categorical"]
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": seed, "min_data_in_leaf": 5},
+                        lgb.Dataset(training.model_input(frame, names, categorical), labels), 20)
+    client = registry.connect(settings)
+    experiment = registry.ensure_experiment(settings, use_case)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
+    version = registry.register(client, "churn", uri, run.info.run_id, {"gate": "passed", "feature_service": "churn_v1"})
+    client.set_registered_model_alias("churn", alias, str(version.version))
+    return str(version.version)
+
+
+def customers_on_day(settings: Settings, day) -> list[int]:
+    frame = Warehouse.from_uri(settings.warehouse_uri).read(raw_table("customers"), {"batch_date": day})
+    return sorted(int(c) for c in frame["customer_id"])
+
+
+@pytest.fixture(scope="module")
+def champion(world: World) -> str:
+    return register_model(world.settings, "champion")
+
+
+def with_config(settings: Settings, tmp_path: Path, **scoring_config: object) -> Settings:
+    """Settings whose use-case file has ``scoring:`` overridden (config is data)."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    data = yaml.safe_load((settings.config_dir / "churn.yaml").read_text())
+    data["scoring"] = {**data.get("scoring", {}), **scoring_config}
+    (config_dir / "churn.yaml").write_text(yaml.safe_dump(data))
+    return dataclasses.replace(settings, config_dir=config_dir)
+
+
+def published(world: World, table: str = PREDICTIONS) -> pd.DataFrame:
+    frame = world.warehouse.read(table, {"use_case": "churn", "scoring_date": LAST})
+    return frame.sort_values("customer_id", ignore_index=True)
+
+
+def test_no_champion_is_a_clear_failure(world: World, tmp_path: Path) -> None:
+    empty = dataclasses.replace(world.settings, mlflow_uri=f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(scoring.NoChampion, match=r"no model has passed the gate yet.*run the `retrain_churn` DAG"):
+        scoring.plan(empty, "churn", LAST)
+
+
+def test_every_customer_is_scored_with_lineage(world: World, champion: str) -> None:
+    result = scoring.score_day(world.settings, "churn", LAST, airflow_run_id="manual__test")
+    scores = published(world)
+    ids = customers_on(world, LAST)
+
+    assert result["scored"] + result["errors"] == result["spine"] == len(ids)
+    assert scores["customer_id"].tolist() == ids and result["errors"] == 0
+    assert scores["score"].between(0, 1).all()
+    assert set(scores["decile"]) == set(range(1, 11))
+    top = scores[scores["decile"] == 1]["score"].min()
+    assert (scores[scores["decile"] > 1]["score"] <= top).all(), "decile 1 holds the highest scores"
+    assert set(scores["band"]) <= {"high", "medium", "low"}
+    assert (scores["band"] == "high").eq(scores["score"] >= 0.30).all()
+    assert set(scores["model_name"]) == {"churn"} and set(scores["model_version"]) == {champion}
+    assert set(scores["feature_service"]) == {"churn_v1"} and set(scores["airflow_run_id"]) == {"manual__test"}
+    offline = features.training_frame(world.settings, "churn_v1", spine(ids, LAST))
+    expected_missing = offline[features.feature_names(world.settings, "churn_v1")].isna().sum(axis=1)
+    assert scores["features_missing"].tolist() == expected_missing.tolist() and scores["scored_at"].notna().all()
+
+
+def test_rerunning_a_day_replaces_exactly_that_day(world: World, champion: str) -> None:
+    scoring.score_day(world.settings, "churn", START)
+    scoring.score_day(world.settings, "churn", LAST)
+    first, other_day = published(world), world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": START})
+    scoring.score_day(world.settings, "churn", LAST)
+    pd.testing.assert_frame_equal(first.drop(columns=LINEAGE), published(world).drop(columns=LINEAGE))
+    pd.testing.assert_frame_equal(world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": START}), other_day)
+
+
+def test_sharded_result_equals_unsharded(world: World, champion: str, tmp_path: Path) -> None:
+    scoring.score_day(world.settings, "churn", LAST)
+    unsharded = published(world)
+    sharded_settings = with_config(world.settings, tmp_path, shards=3, chunk_rows=17)
+    plan = scoring.plan(sharded_settings, "churn", LAST)
+    assert plan.shards == 3
+    counts = [scoring.score_shard(sharded_settings, plan, shard)["scored"] for shard in range(3)]
+    assert all(counts) and sum(counts) == len(unsharded)
+    scoring.publish(sharded_settings, plan)
+    pd.testing.assert_frame_equal(unsharded.drop(columns=LINEAGE), published(world).drop(columns=LINEAGE))
+
+
+def test_shards_are_a_stable_partition_of_the_ids() -> None:
+    ids = np.arange(1, 10_001)
+    first, again = scoring.shard_of(ids, 4), scoring.shard_of(ids[::-1], 4)[::-1]
+    assert (first == again).all() and set(first) == {0, 1, 2, 3}
+    assert np.bincount(first).min() > 2_200, "roughly even shards"
+
+
+def test_missing_features_are_counted_and_unscorable_customers_go_to_errors(world: World, champion: str) -> None:
+    settings, warehouse = world.settings, world.warehouse
+    customers = warehouse.read(raw_table("customers"), {"batch_date": LAST}).drop(columns="batch_date")
+    activity_file = settings.warehouse_dir / "tables" / "features" / "customer_activity_daily" / "part.parquet"
+    activity = pd.read_parquet(activity_file)
+    no_activity = customers_on(world, LAST)[:2]
+    stranger = customers.head(1).assign(customer_id=999_999)  # in the day's snapshot, unknown to every feature view
+    try:
+        warehouse.replace_partitions([PartitionWrite(raw_table("customers"), {"batch_date": LAST}, pd.concat([customers, stranger]))])
+        activity[~activity["customer_id"].isin(no_activity)].to_parquet(activity_file, index=False)
+
+        result = scoring.score_day(settings, "churn", LAST)
+
+        scores = published(world).set_index("customer_id")
+        errors = warehouse.read(PREDICTION_ERRORS, {"use_case": "churn", "scoring_date": LAST})
+        assert result["scored"] + result["errors"] == result["spine"] == len(customers) + 1
+        assert errors["customer_id"].tolist() == ["999999"]
+        assert "no feature of churn_v1 is known for it" in errors["reason"].iloc[0]
+        assert (scores.loc[no_activity, "features_missing"] == 12).all(), "activity's 12 features missing, scored anyway"
+        assert scores.drop(index=no_activity)["features_missing"].lt(12).all()
+    finally:
+        warehouse.replace_partitions([PartitionWrite(raw_table("customers"), {"batch_date": LAST}, customers)])
+        activity.to_parquet(activity_file, index=False)
+
+
+def test_failed_write_leaves_the_previous_partition(world: World, champion: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.parquet as pq
+
+    scoring.score_day(world.settings, "churn", LAST, airflow_run_id="before")
+    before = published(world)
+    real_write = pq.write_table
+
+    def dies_midway(table, where, *args, **kwargs):  # noqa: ANN001
+        real_write(table.slice(0, 1), where, *args, **kwargs)  # a partial file, then the process "dies"
+        raise OSError("disk full (injected)")
+
+    monkeypatch.setattr(pq, "write_table", dies_midway)
+    with pytest.raises(OSError, match="injected"):
+        scoring.score_day(world.settings, "churn", LAST, airflow_run_id="failed")
+    pd.testing.assert_frame_equal(published(world), before)
+
+    monkeypatch.undo()
+    scoring.score_day(world.settings, "churn", LAST, airflow_run_id="retry")
+    assert set(published(world)["airflow_run_id"]) == {"retry"}
+
+
+def test_model_needing_a_feature_its_service_lacks_is_refused(world: World, champion: str) -> None:
+    version = register_model(world.settings, "challenger", extra_feature="discount_28d")
+    try:
+        with pytest.raises(scoring.FeatureContractBroken, match=rf"version {version} needs features \['discount_28d'\]"):
+            scoring.plan(world.settings, "churn", LAST, alias="challenger")
+    finally:
+        registry.connect(world.settings).delete_registered_model_alias("churn", "challenger")
+
+
+def test_no_features_for_the_day_names_it_and_the_features_dag(world: World, champion: str) -> None:
+    later = LAST + timedelta(days=1)
+    with pytest.raises(features.FeatureDataMissing, match=rf"no features for {later}.*run the `features` DAG"):
+        scoring.plan(world.settings, "churn", later)
+
+
+def test_shadow_scores_the_challenger_and_leaves_daily_alone(world: World, champion: str) -> None:
+    assert scoring.score_day(world.settings, "churn", LAST, alias="challenger") is None, "no challenger yet"
+    scoring.score_day(world.settings, "churn", LAST)
+    daily = published(world)
+    challenger = register_model(world.settings, "challenger", seed=3)
+    try:
+        result = scoring.score_day(world.settings, "churn", LAST, alias="challenger")
+        shadow = published(world, SHADOW_PREDICTIONS)
+        assert result["table"] == SHADOW_PREDICTIONS and len(shadow) == len(daily)
+        assert set(shadow["model_version"]) == {challenger} != set(daily["model_version"])
+        pd.testing.assert_frame_equal(published(world), daily)
+    finally:
+        registry.connect(world.settings).delete_registered_model_alias("churn", "challenger")
+
+
+def test_marts_build_their_tests_pass_and_docs_generate(world: World, champion: str) -> None:
+    import duckdb
+
+    scoring.score_day(world.settings, "churn", START)
+    scoring.score_day(world.settings, "churn", LAST)
+    output = features.run_dbt(world.settings, features.DBT_SCORING_BUILD)
+    assert "ERROR=0" in output and "PASS=" in output
+    features.publish_dbt_tables(world.settings)
+    catalog = world.settings.warehouse_uri.removeprefix("duckdb://")
+    with duckdb.connect(catalog, read_only=True) as con:
+        latest = con.sql("select * from marts.predictions_latest").df()
+        history = con.execute("select count(*) from marts.predictions_history").fetchone()[0]
+        bands = con.execute("select sum(customers) from marts.score_band_summary where scoring_date = ?", [LAST]).fetchone()[0]
+    assert len(latest) == latest["customer_id"].nunique() == len(set(customers_on(world, START)) | set(customers_on(world, LAST)))
+    assert history == len(customers_on(world, START)) + len(customers_on(world, LAST))
+    assert bands == len(customers_on(world, LAST))
+    docs = features.run_dbt(world.settings, ["docs", "generate"])
+    assert "Catalog written" in docs
+    assert (world.settings.home / "dbt" / "dbt" / "target" / "index.html").exists()
+    shutil.rmtree(world.settings.home / "dbt" / "dbt" / "target", ignore_errors=True)
