@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Some environments set this; with it every process recompiles Airflow and GX from source.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo test test-fast airflow mlflow lock bench clean
+.PHONY: demo test test-fast airflow mlflow dbt-docs lock bench clean
 
 # Cosmos renders the dbt task graph from this manifest instead of running dbt at parse time.
 MANIFEST := dbt/target/manifest.json
@@ -52,6 +52,11 @@ airflow: $(BIN)/.installed $(MANIFEST)
 # The MLflow UI on the demo's tracking store: runs, gate reports, registered versions and aliases.
 mlflow: $(BIN)/.installed
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(STATE)/mlflow/mlflow.db --port 5000
+
+# dbt's documentation site (models, grains, columns, tests, lineage) on the demo's warehouse.
+dbt-docs: $(BIN)/.installed
+	cd dbt && DO_NOT_TRACK=1 NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt docs generate --profiles-dir . --target-path $(STATE)/dbt-docs --quiet
+	cd dbt && DO_NOT_TRACK=1 ../$(BIN)/dbt docs serve --profiles-dir . --target-path $(STATE)/dbt-docs --port 8081
 
 # Regenerate the lock after editing requirements.in.
 lock: $(BIN)/.installed

@@ -3,7 +3,9 @@
 
 One DAG per use case (`score_<use case>`). Runs when the use case's features are fresh (Asset
 `features/<use case>`), or for any date by hand or as a backfill (`airflow backfill create`, or
-the UI): a backfilled day is scored exactly like a nightly one.
+the UI): a backfilled day is scored exactly like a nightly one. Its daily interval (midnight UTC)
+is what gives backfills their dates; a scheduled run scores D only if the features-triggered
+run has not (and skips, saying so, while D's features have not landed).
 
 1. **plan** resolves `models:/<model>@champion` to one version (pinned for the run), takes its
    feature service from the version's `feature_service` tag and refuses clearly when no model
@@ -17,7 +19,8 @@ the UI): a backfilled day is scored exactly like a nightly one.
    `predictions/<use case>`; a backfill's event says so, and monitoring never turns a backfill
    into a retrain request.
 4. **marts** (dbt through Cosmos): `predictions_latest`, `predictions_history`,
-   `score_band_summary`, `model_performance_daily`, with their tests.
+   `score_band_summary`, `model_performance_daily`, with their tests. A run with the param
+   `build_marts: false` skips them (a long backfill rebuilds them on its last day only).
 5. **shadow** scores the `challenger` alias, when one exists, into `predictions.shadow`
    (comparison only; nothing downstream reads it).
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import TestBehavior
 
@@ -45,28 +48,46 @@ USE_CASES = load_use_cases(SETTINGS.config_dir)
 for use_case_name in USE_CASES:
     with DAG(
         dag_id=f"score_{use_case_name}",
-        schedule=[features_asset(use_case_name)],
+        # Nightly on fresh features; the daily interval gives backfills their dates (a scheduled
+        # run only scores a day the features-triggered run has not).
+        schedule=AssetOrTimeSchedule(
+            timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=features_asset(use_case_name)
+        ),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=2,
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
         tags=["nightshift", "score", use_case_name],
         doc_md=__doc__,
+        params={
+            "build_marts": Param(True, type="boolean",
+                                 description="rebuild the dbt marts after publishing (a long backfill can "
+                                             "skip them on all but its last day: they are rebuilt whole)"),
+        },
     ):
 
         @task
-        def plan(name: str, ds: str | None = None, triggering_asset_events: dict | None = None) -> dict:
+        def plan(name: str, ds: str | None = None, triggering_asset_events: dict | None = None,
+                 dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
             """The champion version, its feature service and the shard count for D."""
-            from airflow.sdk.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
             from nightshift import features, scoring
 
             settings = Settings.from_env()
             day = features.candidate_days(ds, triggering_asset_events, key="feature_date")[0]
+            scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
             try:
-                return scoring.plan(settings, name, day).as_dict()
-            except (scoring.NoChampion, scoring.FeatureContractBroken, features.FeatureDataMissing) as exc:
+                scoring_plan = scoring.plan(settings, name, day)
+            except features.FeatureDataMissing as exc:
+                if scheduled:
+                    raise AirflowSkipException(f"{exc} (the features-triggered run scores {day} when they land)") from exc
                 raise AirflowFailException(str(exc)) from exc
+            except (scoring.NoChampion, scoring.FeatureContractBroken) as exc:
+                raise AirflowFailException(str(exc)) from exc
+            if scheduled and scoring.already_published(settings, scoring_plan):
+                raise AirflowSkipException(f"{day} is already scored by version {scoring_plan.model_version}")
+            return scoring_plan.as_dict()
 
         @task
         def shards(scoring_plan: dict) -> list[int]:
@@ -116,6 +137,11 @@ for use_case_name in USE_CASES:
             operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
         )
 
+        @task.short_circuit
+        def marts_wanted(params: dict | None = None) -> bool:
+            """Skip the marts when the run's `build_marts` param is false."""
+            return bool((params or {}).get("build_marts", True))
+
         @task
         def publish_marts() -> list[str]:
             """Make the marts queryable in the warehouse catalog."""
@@ -140,5 +166,5 @@ for use_case_name in USE_CASES:
 
         planned = plan(use_case_name)
         published = publish(planned, score_shard.partial(scoring_plan=planned).expand(shard=shards(planned)))
-        published >> marts >> publish_marts()
+        published >> marts_wanted() >> marts >> publish_marts()
         published >> shadow(use_case_name, planned)

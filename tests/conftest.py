@@ -3,6 +3,7 @@ Airflow metadata DB with DAG runs in a child process (for end-to-end tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -104,3 +105,55 @@ def airflow_harness(tmp_path_factory: pytest.TempPathFactory) -> AirflowHarness:
         env.pop(key, None)
     ensure_metadata_db(env)
     return AirflowHarness(home=home, env=env)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def airflow_cli(env: dict[str, str], *args: str, attempts: int = 6) -> None:
+    """Run an airflow CLI command; SQLite is briefly locked while the scheduler writes."""
+    import time
+
+    for attempt in range(attempts):
+        proc = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+        if attempt == attempts - 1:
+            raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        time.sleep(5)
+
+
+@contextlib.contextmanager
+def airflow_standalone(harness: AirflowHarness) -> Iterator[dict[str, str]]:
+    """`airflow standalone` (scheduler, LocalExecutor, API server) on the harness's metadata DB;
+    yields the environment for CLI calls against it. Every process it started is killed after."""
+    import os
+    import signal
+    import time
+
+    env = dict(harness.env)
+    port = free_port()
+    env.update(
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{port}/execution/",
+        AIRFLOW__CORE__PARALLELISM="8",
+    )
+    log = (harness.home / "standalone.log").open("a")
+    server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(20)
+        airflow_cli(env, "dags", "reserialize")
+        yield env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
+        log.close()

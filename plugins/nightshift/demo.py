@@ -10,10 +10,12 @@ Steps, each skipped when already done (so a second ``make demo`` is quick):
 4. run ``features`` for the last demo day: dbt rebuilds every day's feature rows, Feast
    applies the definitions and materializes the online store, the skew check compares
    online and offline values;
-5. run ``retrain_churn`` for the last demo day: the first challenger is trained on every
-   snapshot whose 30-day outcome had closed, passes the gate's floors and becomes the
+5. run ``retrain_churn`` as of ``CHAMPION_DAY``: the first challenger is trained on every
+   snapshot whose 30-day outcome had closed by then, passes the gate's floors and becomes the
    ``champion`` in the MLflow registry (skipped when a champion already exists);
-6. print where to look.
+6. run ``score_churn`` for every night from ``CHAMPION_DAY`` to the end of the range, the marts
+   rebuilt on the last night (nights already scored are skipped);
+7. print where to look.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ DEMO_SPEC = DatagenSpec(
 )
 
 
+#: The demo's first champion is trained as of this day (snapshots up to 30 days earlier are
+#: labelled); every night from then on is scored.
+CHAMPION_DAY = date(2026, 2, 19)
+
+
 def _spec_fingerprint(spec: DatagenSpec) -> str:
     return hashlib.sha256(json.dumps(asdict(spec), default=str, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -82,9 +89,12 @@ def land_fixed_file(settings: Settings, spec: DatagenSpec) -> None:
             return
 
 
-def _run(dag_id: str, start: date, days: int, env: dict[str, str], rerun: bool = False) -> dict[date, str]:
+def _run(dag_id: str, start: date, days: int, env: dict[str, str], rerun: bool = False,
+         conf: dict | None = None) -> dict[date, str]:
     cmd = [sys.executable, "-m", "nightshift.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
-    proc = subprocess.run(cmd + (["--rerun"] if rerun else []), env=env, capture_output=True, text=True)
+    cmd += ["--rerun"] if rerun else []
+    cmd += ["--conf", json.dumps(conf)] if conf is not None else []
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     states = {}
     for line in proc.stdout.splitlines():
         if line.startswith("RUN "):
@@ -128,13 +138,22 @@ def main() -> int:
 
     client = registry.connect(settings)
     if registry.champion_version(client, "churn") is None:
-        print(f"retrain: training the first champion as of {last_day}")
-        if _run("retrain_churn", last_day, 1, env, rerun=True) != {last_day: "success"}:
+        print(f"retrain: training the first champion as of {CHAMPION_DAY}")
+        if _run("retrain_churn", CHAMPION_DAY, 1, env, rerun=True) != {CHAMPION_DAY: "success"}:
             print("retrain failed: see the run log with `make airflow`")
             return 1
     champion = registry.champion_version(client, "churn")
     if champion is None:
         print("retrain: the first challenger did not pass the gate; see its report in MLflow (`make mlflow`)")
+        return 1
+
+    nights = (last_day - CHAMPION_DAY).days + 1
+    print(f"score: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); marts on the last")
+    scored = _run("score_churn", CHAMPION_DAY, nights - 1, env, conf={"build_marts": False}) if nights > 1 else {}
+    scored.update(_run("score_churn", last_day, 1, env))
+    failed = sorted(d for d, s in scored.items() if s != "success")
+    if failed:
+        print(f"score failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
         return 1
 
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
@@ -154,6 +173,12 @@ def main() -> int:
           f"Brier {metrics.get('holdout.brier', float('nan')):.3f}; {int(metrics.get('training.rows', 0))} training rows)")
     print(f"  MLflow UI:    make mlflow   (tracking store: {settings.mlflow_uri})")
     print("  Promotions:   .venv/bin/nightshift promotions --use-case churn")
+    if settings.profile == "embedded":
+        db = urlparse(settings.warehouse_uri).path
+        print(f"  Tonight's scores (what an analyst runs):\n    .venv/bin/python -c \"import duckdb; "
+              f"print(duckdb.connect('{db}', read_only=True).sql('select band, count(*) customers, "
+              "round(avg(score), 3) mean_score from marts.predictions_latest group by 1 order by 3 desc'))\"")
+        print("  dbt docs:     make dbt-docs")
     if settings.profile == "embedded":
         print(f"  Feature tables: {settings.warehouse_dir / 'tables' / 'features'}/<model>/part.parquet "
               "(views features.customer_activity_daily, features.customer_profile_daily)")

@@ -130,6 +130,18 @@ def plan(settings: Settings, use_case_name: str, day: date, alias: str = "champi
     )
 
 
+def already_published(settings: Settings, scoring_plan: ScoringPlan) -> bool:
+    """Partition D of the plan's table holds scores of the plan's model version."""
+    from nightshift.warehouse import Warehouse, WarehouseError
+
+    try:
+        current = Warehouse.from_uri(settings.warehouse_uri).read(
+            scoring_plan.target, {"use_case": scoring_plan.use_case, "scoring_date": scoring_plan.day})
+    except WarehouseError:
+        return False
+    return len(current) > 0 and set(current["model_version"].astype(str)) == {scoring_plan.model_version}
+
+
 def shard_of(ids: np.ndarray, shards: int) -> np.ndarray:
     """The shard of each entity id: a stable hash (the same on every machine and run) mod ``shards``."""
     import numpy as np

@@ -1,21 +1,26 @@
-"""The retrain and rollback DAGs through Airflow, from an empty MLflow registry (SQLite backend)
-to a champion, then a second promotion and a rollback with params.
+"""The retrain, rollback and score DAGs through Airflow: from an empty MLflow registry (SQLite
+backend) to a champion, a second promotion and a rollback with params; then nightly scoring with
+its marts, and a backfill under the real scheduler that must equal the nightly result.
 
 The history (50 days, 400 customers) is landed, ingested and featurized by the library (the
-ingest and features DAGs have their own end-to-end tests); only retrain and rollback run here.
+ingest and features DAGs have their own end-to-end tests); the tests here run in file order.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from nightshift import registry, retrain
 from nightshift.datagen import DatagenSpec
-from tests.conftest import AirflowHarness
+from nightshift.warehouse import PREDICTIONS
+from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 from tests.unit.test_features import World, build_world
 
 pytestmark = pytest.mark.e2e
@@ -63,3 +68,60 @@ def test_retrain_from_an_empty_registry_to_a_champion_then_rollback(
     last = registry.audit_trail(settings, "churn").iloc[-1]
     assert (last["action"], last["from_version"], last["to_version"], last["reason"]) == ("rolled_back", "2", "1", "e2e rollback")
     assert last["airflow_run_id"].startswith("manual__")
+
+
+SCORED_DAYS = [date(2026, 1, 15), RUN_DATE]
+LINEAGE = ["scored_at", "airflow_run_id"]
+
+
+def predictions(world: World, day: date):
+    frame = world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": day})
+    return frame.sort_values("customer_id", ignore_index=True)
+
+
+def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: AirflowHarness, history: World) -> None:
+    for day in SCORED_DAYS:
+        assert airflow_harness.run("score_churn", day) == {day: "success"}, airflow_harness.outputs[-1][-4000:]
+    nightly = {day: predictions(history, day) for day in SCORED_DAYS}
+    for day, frame in nightly.items():
+        spine = history.warehouse.read("raw.customers", {"batch_date": day})
+        assert len(frame) == len(spine) and set(frame["model_version"]) == {"1"}
+        assert frame["airflow_run_id"].str.startswith("manual__").all()
+
+    catalog = history.settings.warehouse_uri.removeprefix("duckdb://")
+    with duckdb.connect(catalog, read_only=True) as con:
+        latest = con.execute("select count(*), count(distinct customer_id) from marts.predictions_latest").fetchone()
+        performance = con.execute(
+            "select scoring_date, customers, realized_auc, precision_at_top_decile from marts.model_performance_daily"
+        ).fetchall()
+    assert latest[0] == latest[1] > 0
+    # labels of 2026-01-15 have landed (through 2026-02-14 <= 2026-02-19); those of RUN_DATE have not
+    assert [row[0] for row in performance] == [SCORED_DAYS[0]]
+    assert performance[0][1] == len(nightly[SCORED_DAYS[0]]) and 0.6 < performance[0][2] <= 1.0
+
+    # the same two days as a backfill under the real scheduler and LocalExecutor
+    with airflow_standalone(airflow_harness) as env:
+        for day in SCORED_DAYS:
+            airflow_cli(env, "backfill", "create", "--dag-id", "score_churn", "--from-date", day.isoformat(),
+                        "--to-date", day.isoformat(), "--run-on-latest-version")
+        db = airflow_harness.home / "airflow" / "airflow.db"
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            with sqlite3.connect(db) as con:
+                states = [s for (s,) in con.execute(
+                    "select state from dag_run where dag_id = 'score_churn' and run_type = 'backfill'").fetchall()]
+            if len(states) == 2 and all(s in ("success", "failed") for s in states):
+                break
+            time.sleep(5)
+        assert states == ["success", "success"], open(airflow_harness.home / "standalone.log").read()[-3000:]
+    for day in SCORED_DAYS:
+        backfilled = predictions(history, day)
+        assert backfilled["airflow_run_id"].str.startswith("backfill__").all()
+        assert backfilled.drop(columns=LINEAGE).equals(nightly[day].drop(columns=LINEAGE))
+    with sqlite3.connect(db) as con:
+        extras = [e for (e,) in con.execute(
+            "select extra from asset_event join asset on asset.id = asset_event.asset_id "
+            "where asset.uri = 'predictions/churn' order by asset_event.id").fetchall()]
+    # nightly events first, then the backfill's, which say so: monitoring never retrains on them
+    assert ['"backfill": false' in e for e in extras] == [True, True, False, False]
+    assert all('"backfill": true' in e for e in extras[2:])

@@ -8,12 +8,7 @@ the skew check), which must all succeed alongside it.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -22,27 +17,10 @@ import pytest
 
 from nightshift.datagen import DatagenSpec, write_landing
 from nightshift.warehouse import FEATURE_SKEW, VALIDATION_RUNS, Warehouse
-from tests.conftest import AirflowHarness
+from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 
 pytestmark = pytest.mark.e2e
 START, END = date(2026, 1, 1), date(2026, 1, 4)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _airflow(env: dict[str, str], *args: str, attempts: int = 6) -> None:
-    """Run an airflow CLI command; SQLite is briefly locked while the scheduler writes."""
-    for attempt in range(attempts):
-        proc = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True)
-        if proc.returncode == 0:
-            return
-        if attempt == attempts - 1:
-            raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        time.sleep(5)
 
 
 def _backfill_states(db: Path) -> list[tuple[str, str]]:
@@ -58,23 +36,12 @@ def _triggered_states(db: Path, dag_id: str) -> list[str]:
 
 
 def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(airflow_harness: AirflowHarness) -> None:
-    env = dict(airflow_harness.env)
-    port = _free_port()
-    env.update(
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{port}/execution/",
-        AIRFLOW__CORE__PARALLELISM="8",
-    )
     write_landing(DatagenSpec(customers=150, start=START, days=4, seed=9, bad_rates={"out_of_range": 0.02}), airflow_harness.settings.landing_uri)
-    log = (airflow_harness.home / "standalone.log").open("w")
-    server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        time.sleep(20)
-        _airflow(env, "dags", "reserialize")
-        _airflow(env, "dags", "unpause", "ingest")
-        _airflow(env, "dags", "unpause", "features")
-        _airflow(env, "backfill", "create", "--dag-id", "ingest", "--from-date", START.isoformat(),
-                 "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
+    with airflow_standalone(airflow_harness) as env:
+        airflow_cli(env, "dags", "unpause", "ingest")
+        airflow_cli(env, "dags", "unpause", "features")
+        airflow_cli(env, "backfill", "create", "--dag-id", "ingest", "--from-date", START.isoformat(),
+                    "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
         db = airflow_harness.home / "airflow" / "airflow.db"
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
@@ -90,13 +57,6 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
                 break
             time.sleep(5)
         assert features_states and set(features_states) == {"success"}, f"features runs: {features_states}"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
-        log.close()
 
     runs = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(VALIDATION_RUNS)
     assert len(runs) == 12, "three sources x four days, each written once"

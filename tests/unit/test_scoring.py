@@ -229,3 +229,11 @@ def test_marts_build_their_tests_pass_and_docs_generate(world: World, champion: 
     assert "Catalog written" in docs
     assert (world.settings.home / "dbt" / "dbt" / "target" / "index.html").exists()
     shutil.rmtree(world.settings.home / "dbt" / "dbt" / "target", ignore_errors=True)
+
+
+def test_already_published_tells_whether_the_day_holds_this_versions_scores(world: World, champion: str) -> None:
+    plan = scoring.plan(world.settings, "churn", LAST)
+    scoring.score_day(world.settings, "churn", LAST)
+    assert scoring.already_published(world.settings, plan)
+    assert not scoring.already_published(world.settings, dataclasses.replace(plan, model_version="999"))
+    assert not scoring.already_published(world.settings, dataclasses.replace(plan, scoring_date="2025-12-01"))
