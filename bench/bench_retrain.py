@@ -61,7 +61,7 @@ PLANS = {"basic": 9.99, "standard": 19.99, "premium": 39.99}
 REGIONS = ("north", "south", "east", "west")
 CHANNELS = ("web", "mobile", "partner")
 REASONS = ("price", "service", "competitor", "other")
-# Mean daily cancellation hazard; with a 30-day horizon about one training row in eight is positive.
+# Mean daily cancellation hazard; with a 30-day horizon about one training row in eleven is positive.
 BASE_HAZARD = 0.0035
 # DuckDB's default COPY row group, what dbt-duckdb writes.
 ROW_GROUP_ROWS = 122_880

@@ -96,7 +96,9 @@ STORE = "Feast FeatureStore (config, registry)"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1_000_000, help="active customers on the day (default 1,000,000)")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000, help="active customers on the day (default 1,000,000)"
+    )
     parser.add_argument("--days", type=int, default=4, help="days of feature rows up to the scoring day (default 4)")
     parser.add_argument("--shards", type=int, default=2, help="shard count of the sharded run (default 2)")
     parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
@@ -333,7 +335,13 @@ def _report(
         "and a shard's phases as timed here)",
     ]
     if profile is not None:
+        (small, small_wall, _), (whole, whole_wall, _) = profile["per_call"]
+        chunked = _sum_label(one["times"], TRAINING_FRAME)
         lines += [
+            f"training_frame alone, one call each (after the profile): {small:,} customers {small_wall:.2f} s, "
+            f"all {whole:,} at once {whole_wall:.2f} s; in score_day: {chunked[0]:.2f} s over {int(chunked[2])} "
+            f"calls of up to {meta['chunk_rows']:,}, of which about {int(chunked[2]) * small_wall:.2f} s is what "
+            f"{int(chunked[2])} calls cost whatever their size (their count x the {small:,}-customer call)",
             "",
             f"cProfile of score_day (shards: 1; {profile['total']:.2f} s under the profiler, which inflates "
             "Python-heavy code), top functions by own time:",
@@ -737,7 +745,8 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # After the clock: what was published, for the parent to compare with the baseline.
-    published = Warehouse.from_uri(settings.warehouse_uri).read(PREDICTIONS, {"use_case": USE_CASE, "scoring_date": DAY})
+    partition = {"use_case": USE_CASE, "scoring_date": DAY}
+    published = Warehouse.from_uri(settings.warehouse_uri).read(PREDICTIONS, partition)
     published[["customer_id", "score"]].to_parquet(workdir / f"nightshift.{run}.scores.parquet", index=False)
     (workdir / f"nightshift.{run}.json").write_text(json.dumps({
         "times": profile.times,
@@ -809,7 +818,21 @@ def _run_profile(workdir: Path) -> None:
     lines = [line.rstrip() for line in text.getvalue().splitlines() if line.strip()]
     header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
     (workdir / "profile.txt").write_text(text.getvalue())
-    (workdir / "profile.json").write_text(json.dumps({"total": total, "top": lines[header:]}))
+
+    # Is training_frame's cost per customer or per call? A tiny spine, then the whole day in one call.
+    import pandas as pd
+
+    from nightshift import features, training
+
+    use_case = scoring._use_case(settings, USE_CASE)
+    spine = scoring.spine(settings, use_case, DAY).assign(
+        **{training.EVENT_TIMESTAMP: pd.Timestamp(features.end_of_day(DAY))})
+    per_call = []
+    for rows in (min(1_000, len(spine)), len(spine)):
+        clock = (time.perf_counter(), time.process_time())
+        features.training_frame(settings, use_case.feature_service, spine.head(rows))
+        per_call.append([rows, time.perf_counter() - clock[0], time.process_time() - clock[1]])
+    (workdir / "profile.json").write_text(json.dumps({"total": total, "top": lines[header:], "per_call": per_call}))
 
 
 if __name__ == "__main__":

@@ -95,11 +95,11 @@ for use_case_name in USE_CASES:
             return list(range(scoring_plan["shards"]))
 
         @task(max_active_tis_per_dagrun=8)
-        def score_shard(scoring_plan: dict, shard: int, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
+        def score_shard(scoring_plan: dict, shard: int) -> dict:
             """Score one shard of D's customers, in chunks; stage the result."""
             from nightshift import scoring
 
-            return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard, dag_run.run_id)
+            return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard)
 
         @task(outlets=[predictions_asset(use_case_name)])
         def publish(scoring_plan: dict, scored: list[dict], dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001

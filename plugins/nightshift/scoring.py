@@ -168,7 +168,7 @@ def spine(settings: Settings, use_case: UseCase, day: date) -> pd.DataFrame:
     return pd.DataFrame({use_case.entity_key: ids.to_numpy()})
 
 
-def score_shard(settings: Settings, scoring_plan: ScoringPlan, shard: int, airflow_run_id: str | None = None) -> dict[str, int]:
+def score_shard(settings: Settings, scoring_plan: ScoringPlan, shard: int) -> dict[str, int]:
     """Score one shard of D's spine in chunks and stage the result; returns its counts."""
     import mlflow
     import numpy as np
@@ -295,5 +295,5 @@ def score_day(settings: Settings, use_case_name: str, day: date, alias: str = "c
     if scoring_plan is None:
         return None
     for shard in range(scoring_plan.shards):
-        score_shard(settings, scoring_plan, shard, airflow_run_id)
+        score_shard(settings, scoring_plan, shard)
     return publish(settings, scoring_plan, airflow_run_id)

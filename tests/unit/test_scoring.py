@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from nightshift import features, registry, scoring, training
+from nightshift.retrain import use_case_of
 from nightshift.settings import Settings
 from nightshift.warehouse import (
     PREDICTION_ERRORS, PREDICTIONS, SHADOW_PREDICTIONS, PartitionWrite, Warehouse, raw_table,
@@ -34,7 +35,7 @@ def register_model(settings: Settings, alias: str, extra_feature: str | None = N
     """A LightGBM on the world's churn_v1 features, registered and given ``alias``; returns its version."""
     import mlflow
 
-    use_case = scoring._use_case(settings, "churn")
+    use_case = use_case_of(settings, "churn")
     names = features.feature_names(settings, "churn_v1")
     ids = customers_on_day(settings, START)
     frame = features.training_frame(settings, "churn_v1", spine(ids, START))
