@@ -437,6 +437,11 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 if p["ttl"] is not None and not pd.isna(min_ts):
                     lo = pd.Timestamp(min_ts) - pd.Timedelta(microseconds=p["ttl"])
                     where.append(f"{ts_raw} >= {_ts_literal(lo, naive)}")
+                if p["keys"]:
+                    # Only the requested entities' rows: a chunk of the spine (a scoring chunk, one
+                    # shard) then joins against its own rows, not against the whole window.
+                    match = " AND ".join(f"__ek.{_q(ek)} = {_q(k)}" for k, ek in p["keys"])
+                    where.append(f"EXISTS (SELECT 1 FROM {entity_rel} __ek WHERE {match})")
                 sel = [f"CAST({ts_raw} AS TIMESTAMPTZ) AS __ts"]
                 sel += [f"{_q(k)} AS __k{j}" for j, (k, _) in enumerate(p["keys"])]
                 sel += [f"{_q(f)} AS __f{j}" for j, (f, _) in enumerate(p["feats"])]
