@@ -26,11 +26,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, task
-from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import TestBehavior
-
 from nightshift.assets import features_asset, raw_asset
-from nightshift.features import DBT_PROJECT
+from nightshift.dbt_tasks import dbt_task_group
 from nightshift.settings import Settings
 from nightshift.usecase import all_sources, load_use_cases
 
@@ -64,32 +61,8 @@ with DAG(
         features.prepare_dbt_tables(settings)
         return day.isoformat()
 
-    dbt = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=DBT_PROJECT,
-            manifest_path=SETTINGS.dbt_manifest,
-            install_dbt_deps=False,
-            env_vars=SETTINGS.profile_variables(),
-        ),
-        profile_config=ProfileConfig(
-            profile_name="nightshift",
-            target_name=SETTINGS.profile_variables()["DBT_TARGET"],
-            profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
-        ),
-        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            # predictions staging and marts are the score DAG's
-            exclude=["tag:scoring"],
-            test_behavior=TestBehavior.AFTER_EACH,
-            should_detach_multiple_parents_tests=True,
-            emit_datasets=False,
-        ),
-        # dbt-duckdb holds its file for the whole command: one dbt task at a time. One quick
-        # retry covers a passing lock; a failing dbt test fails the same way again.
-        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
-    )
+    # predictions staging and marts are the score DAG's
+    dbt = dbt_task_group("dbt", SETTINGS, exclude=["tag:scoring"])
 
     @task
     def feast_apply() -> list[str]:

@@ -33,11 +33,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
-from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import TestBehavior
-
 from nightshift.assets import features_asset, predictions_asset
-from nightshift.features import DBT_PROJECT
+from nightshift.dbt_tasks import dbt_task_group
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -113,29 +110,7 @@ for use_case_name in USE_CASES:
             }
             return result
 
-        marts = DbtTaskGroup(
-            group_id="marts",
-            project_config=ProjectConfig(
-                dbt_project_path=DBT_PROJECT,
-                manifest_path=SETTINGS.dbt_manifest,
-                install_dbt_deps=False,
-                env_vars=SETTINGS.profile_variables(),
-            ),
-            profile_config=ProfileConfig(
-                profile_name="nightshift",
-                target_name=SETTINGS.profile_variables()["DBT_TARGET"],
-                profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
-            ),
-            execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
-            render_config=RenderConfig(
-                load_method=LoadMode.DBT_MANIFEST,
-                select=["tag:scoring"],
-                test_behavior=TestBehavior.AFTER_EACH,
-                should_detach_multiple_parents_tests=True,
-                emit_datasets=False,
-            ),
-            operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
-        )
+        marts = dbt_task_group("marts", SETTINGS, select=["tag:scoring"])
 
         @task.short_circuit
         def marts_wanted(params: dict | None = None) -> bool:
