@@ -110,6 +110,8 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
             name="model",
             signature=mlflow.models.infer_signature(model_input.head(200), holdout_scores[:200]),
             input_example=model_input.head(5),
+            # The lock pins these; naming them spares MLflow a pip-inference subprocess (~4 s).
+            pip_requirements=_model_requirements(),
             # Nightshift loads the booster natively and types columns with training.model_input;
             # MLflow's JSON serving check would hand the categorical columns over as plain strings.
             validate_serving_input=False,
@@ -117,6 +119,13 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
         mlflow.set_tags({"nightshift.trained": "true", "nightshift.model_uri": info.model_uri})
         counts = frame["split"].value_counts()
         return {"run_id": run.info.run_id, "trained": True, "rows": {s: int(counts.get(s, 0)) for s in training.SPLITS}}
+
+
+def _model_requirements() -> list[str]:
+    """The packages a logged model needs to be loaded, at the versions installed here."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("lightgbm", "pandas", "numpy", "scikit-learn", "mlflow")]
 
 
 def _log_training(frame: pd.DataFrame, model: lgb.Booster, features: list[str], categorical: list[str], config: dict) -> None:

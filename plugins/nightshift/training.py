@@ -107,7 +107,9 @@ def label_spine(settings: Settings, use_case: UseCase, window: TrainingWindow) -
     after = event_day.notna() & (event_day > spine[SNAPSHOT_DATE])
     within = after & (event_day <= spine[SNAPSHOT_DATE] + horizon)
     spine[LABEL] = within.astype("int64")
-    spine[EVENT_TIMESTAMP] = pd.to_datetime([end_of_day(d) for d in spine[SNAPSHOT_DATE]], utc=True)
+    # end of each snapshot day, computed once per distinct day (not once per row)
+    ends = {d: pd.Timestamp(end_of_day(d)) for d in spine[SNAPSHOT_DATE].unique()}
+    spine[EVENT_TIMESTAMP] = pd.to_datetime(spine[SNAPSHOT_DATE].map(ends), utc=True)
     return spine[[key, EVENT_TIMESTAMP, SNAPSHOT_DATE, LABEL]].sort_values([SNAPSHOT_DATE, key], ignore_index=True)
 
 
