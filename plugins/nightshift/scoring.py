@@ -174,7 +174,7 @@ def score_shard(settings: Settings, scoring_plan: ScoringPlan, shard: int) -> di
     import numpy as np
     import pandas as pd
 
-    from nightshift import features, training
+    from nightshift import features, registry, training
     from nightshift.features import end_of_day
     from nightshift.warehouse import SCORING_ERRORS_STAGING, SCORING_STAGING, PartitionWrite, Warehouse
 
@@ -188,6 +188,7 @@ def score_shard(settings: Settings, scoring_plan: ScoringPlan, shard: int) -> di
     ids = ids[valid].astype("int64")
     mine = ids[shard_of(ids.to_numpy(), scoring_plan.shards) == shard].to_numpy()
 
+    registry.connect(settings)  # a mapped task is a fresh process: point MLflow at the profile's registry
     model = mlflow.lightgbm.load_model(f"models:/{scoring_plan.model_name}/{scoring_plan.model_version}")
     categorical = [c for c in use_case.training.get("categorical", []) if c in scoring_plan.features]
     chunk_rows = int(use_case.scoring.get("chunk_rows", 200_000))
