@@ -8,6 +8,7 @@ ingest and features DAGs have their own end-to-end tests); the tests here run in
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -125,9 +126,10 @@ def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: Airfl
         assert (backfilled["scored_at"] > nightly[day]["scored_at"].max()).all(), "scored again by the backfill"
         assert backfilled.drop(columns=LINEAGE).equals(nightly[day].drop(columns=LINEAGE))
     with sqlite3.connect(db) as con:
-        extras = [e for (e,) in con.execute(
-            "select extra from asset_event join asset on asset.id = asset_event.asset_id "
+        extras = [json.loads(e) for (e,) in con.execute(
+            "select asset_event.extra from asset_event join asset on asset.id = asset_event.asset_id "
             "where asset.uri = 'predictions/churn' order by asset_event.id").fetchall()]
     # nightly events first, then the backfill's, which say so: monitoring never retrains on them
-    assert ['"backfill": false' in e for e in extras] == [True, True, True, False, False]
-    assert all('"backfill": true' in e for e in extras[3:])
+    assert [e["backfill"] for e in extras] == [False, False, False, True, True]
+    assert [e["scoring_date"] for e in extras[:3]] == [d.isoformat() for d in SCORED_DAYS]
+    assert sorted(e["scoring_date"] for e in extras[3:]) == [d.isoformat() for d in BACKFILLED_DAYS]
