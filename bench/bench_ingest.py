@@ -28,15 +28,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from _harness import (
+    TimeTable, add_stage_arguments, load_note, max_rss_mb, phase, run_stage, timed_calls, work_directory,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="clean rows in the batch (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (CSV, warehouses, results)")
-    # Internal: the parent calls itself once per stage, each in a fresh process.
-    parser.add_argument("--stage", choices=("generate", *PATHS), help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    add_stage_arguments(parser, ("generate", *PATHS))
     args = parser.parse_args(argv)
 
     if args.stage == "generate":
@@ -75,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         _run_path(args.stage, args.workdir)
         return 0
 
-    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-"))
-    try:
+    with work_directory("nightshift-bench-", args.keep) as workdir:
         print(f"generating {args.rows:,} activity rows for {BATCH_DAY} (seed {args.seed}) in {workdir} ...", flush=True)
         _child("generate", workdir, args)
         results = {}
@@ -90,22 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         agreement = _compare(workdir)
         print()
         print(_report(args, results, agreement, max(load)))
-    finally:
-        if args.keep:
-            print(f"\nwork directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0 if agreement["rows_agree"] and agreement["reasons_agree"] else 1
 
 
 def _child(stage: str, workdir: Path, args: argparse.Namespace) -> None:
-    command = [
-        sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--workdir", str(workdir),
-        "--rows", str(args.rows), "--seed", str(args.seed),
-    ]
-    done = subprocess.run(command, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"bench stage {stage!r} failed (exit {done.returncode}); its traceback is above")
+    """Run one stage in a fresh interpreter; its output goes to the terminal."""
+    arguments = ["--stage", stage, "--workdir", str(workdir), "--rows", str(args.rows), "--seed", str(args.seed)]
+    run_stage(__file__, arguments, stage)
 
 
 def _compare(workdir: Path) -> dict[str, Any]:
@@ -147,31 +135,16 @@ def _report(
         ("write      3 partitions", ns["phases"]["write"], base["phases"]["write"]),
         ("total", ns_total, base_total),
     ]
-    label_width, cell_width = 24, 18
-
-    def cell(value: list[float] | None) -> str:
-        return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>8.2f} s ({value[1]:5.2f})"
-
+    table = TimeTable(label_width=24, cell_width=18, cpu_width=5, ratio_digits=1, thousands=False)
     lines = [
         f"Nightshift ingest benchmark: {SOURCE} {BATCH_DAY}, {ns['landed']:,} rows landed "
         f"({args.rows:,} clean + duplicates, {BAD_RATE:.1%} bad rows per class, seed {args.seed})",
         f"split: {ns['accepted']:,} accepted, {ns['quarantined']:,} quarantined",
         "",
-        f"{'phase':<{label_width}}{'nightshift':>{cell_width}}{'baseline':>{cell_width}}{'ratio':>8}",
-        f"{'':<{label_width}}{'wall (cpu)':>{cell_width}}{'wall (cpu)':>{cell_width}}{'wall':>8}",
+        *table.header("nightshift", "baseline"),
     ]
-    for label, a, b in rows:
-        ratio = f"{a[0] / b[0]:.1f}x" if a and b and b[0] else ""
-        lines.append(f"{label:<{label_width}}{cell(a)}{cell(b)}{ratio:>8}")
-
-    def megabytes(value: float) -> str:
-        return f"{value:>{cell_width - 3}.0f} MB"
-
-    rss_ratio = f"{ns['peak_rss_mb'] / base['peak_rss_mb']:.1f}x"
-    lines += [
-        f"{'peak RSS':<{label_width}}{megabytes(ns['peak_rss_mb'])}{megabytes(base['peak_rss_mb'])}{rss_ratio:>8}",
-        f"{'  before the run':<{label_width}}{megabytes(ns['start_rss_mb'])}{megabytes(base['start_rss_mb'])}",
-    ]
+    lines += [table.row(label, a, b) for label, a, b in rows]
+    lines += table.rss_rows(ns, base)
 
     overall = ns_total[0] / base_total[0]
     overall_cpu = ns_total[1] / base_total[1]
@@ -187,12 +160,7 @@ def _report(
         f"{without_import:.2f}x wall time without the one-off GX import",
         f"target: nightshift <= {TARGET_RATIO:g}x the baseline's overall time: {verdict}",
     ]
-    cores = os.cpu_count() or 1
-    if load > cores:
-        lines.append(
-            f"note: load average reached {load:.1f} on {cores} cores during the run; other processes competed "
-            "for CPU, so wall times are inflated (compare the cpu times, or re-run on a quiet machine)"
-        )
+    lines += load_note(load)
     if agreement["rows_agree"] and agreement["reasons_agree"]:
         lines.append(f"quarantine sets: AGREE ({agreement['count']:,} rows, the same reasons on every row)")
     else:
@@ -226,8 +194,6 @@ def _generate(workdir: Path, rows: int, seed: int) -> None:
 
 def _run_path(path: str, workdir: Path) -> None:
     """Time one path over the generated batch; write its timings and quarantine to ``workdir``."""
-    import resource
-
     # Libraries both paths need are imported before the clock starts; only GX is extra.
     import duckdb  # noqa: F401
     import pandas as pd  # noqa: F401
@@ -241,27 +207,27 @@ def _run_path(path: str, workdir: Path) -> None:
     batch_file = _batch_file(workdir)
     contents = [(batch_file.name, batch_file.read_bytes())]
     suite = Suite.load(SUITE_PATH)
-    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start_rss_mb = max_rss_mb()
 
     phases: dict[str, list[float]] = {}
     gx_calls: list[list[float]] = []
     if path == "nightshift":
-        with _timer(phases, "import GX"):
+        with phase(phases, "import GX"):
             import great_expectations  # noqa: F401
-        validation._validate = _timed(validation._validate, gx_calls)
+        validation._validate = timed_calls(validation._validate, gx_calls)
 
-    with _timer(phases, "read"):
+    with phase(phases, "read"):
         this_batch = batch_id(SOURCE, BATCH_DAY, contents)
         batch = read_batch(contents, suite)
-    with _timer(phases, "validate"):
+    with phase(phases, "validate"):
         if path == "nightshift":
             outcome = validation.validate_batch(suite, batch, BATCH_DAY, NOW)
         else:
             outcome = baseline_validate(suite, batch, BATCH_DAY, NOW)
-    with _timer(phases, "write"):
+    with phase(phases, "write"):
         _write(workdir / path / "warehouse.duckdb", batch_file, suite, this_batch, outcome)
 
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = max_rss_mb()
     quarantined = outcome.quarantined
     (workdir / f"{path}.quarantine.json").write_text(
         json.dumps(list(zip(quarantined[validation.ROW_NUMBER].tolist(), quarantined[validation.REASONS].tolist())))
@@ -280,32 +246,6 @@ def _run_path(path: str, workdir: Path) -> None:
             }
         )
     )
-
-
-class _timer:
-    """``with _timer(phases, "read"):`` records the block's [wall, cpu] seconds as ``phases["read"]``."""
-
-    def __init__(self, phases: dict[str, list[float]], name: str) -> None:
-        self.phases, self.name = phases, name
-
-    def __enter__(self) -> None:
-        self.started = (time.perf_counter(), time.process_time())
-
-    def __exit__(self, *exc: object) -> None:
-        self.phases[self.name] = [time.perf_counter() - self.started[0], time.process_time() - self.started[1]]
-
-
-def _timed(function: Callable[..., Any], calls: list[list[float]]) -> Callable[..., Any]:
-    """``function``, appending the [wall, cpu] seconds of each call to ``calls``."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = (time.perf_counter(), time.process_time())
-        try:
-            return function(*args, **kwargs)
-        finally:
-            calls.append([time.perf_counter() - started[0], time.process_time() - started[1]])
-
-    return wrapper
 
 
 def _write(database: Path, batch_file: Path, suite: Suite, this_batch: str, outcome: ValidationOutcome) -> None:

@@ -36,17 +36,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from _harness import (
+    TimeTable, add_stage_arguments, clock, load_note, max_rss_mb, profile_call, run_stage, timed, work_directory,
+)
 
 # The table's first day; windows end at the day after its last.
 DATA_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -90,11 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         help="profile the full-window Nightshift run: when the target is missed (auto), always, never",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (Parquet, repos, logs)")
-    # Internal: the parent calls itself once per stage, each in a fresh process.
-    parser.add_argument("--stage", choices=("generate", "run", "profile"), help=argparse.SUPPRESS)
+    add_stage_arguments(parser, ("generate", "run", "profile"))
     parser.add_argument("--path", choices=("stock", "nightshift"), help=argparse.SUPPRESS)
     parser.add_argument("--window", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.stage == "generate":
@@ -109,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stock_days = min(args.stock_days or args.days, args.days)
     windows = sorted({w for w in WINDOW_DAYS if w < args.days} | {args.days})
-    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-materialize-"))
-    try:
+    with work_directory("nightshift-bench-materialize-", args.keep) as workdir:
         print(
             f"generating {args.customers:,} customers x {args.days} days (seed {args.seed}) in {workdir} ...",
             flush=True,
@@ -141,11 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         if profile:
             print()
             print(profile)
-    finally:
-        if args.keep:
-            print(f"\nwork directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0 if agreement["agree"] else 1
 
 
@@ -155,16 +146,17 @@ def _run_name(path: str, window: int) -> str:
 
 def _child(workdir: Path, stage_args: list[str], args: argparse.Namespace) -> None:
     """Run one stage in a fresh interpreter; its output goes to a log, shown when it fails."""
-    command = [
-        sys.executable, str(Path(__file__).resolve()), *stage_args, "--workdir", str(workdir),
+    arguments = [
+        *stage_args, "--workdir", str(workdir),
         "--customers", str(args.customers), "--days", str(args.days), "--seed", str(args.seed),
     ]
     log = workdir / f"stage-{'-'.join(stage_args[1::2])}.log"
-    with log.open("w") as out:
-        done = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=os.environ | CHILD_ENV)
-    if done.returncode != 0:
-        print(log.read_text()[-6000:], file=sys.stderr)
-        raise SystemExit(f"bench stage {stage_args} failed (exit {done.returncode}); the end of its log is above")
+    run_stage(__file__, arguments, stage_args, log=log, env=os.environ | CHILD_ENV)
+
+
+def _window_label(result: dict[str, Any]) -> str:
+    """The run's window as ``MM-DD..MM-DD``."""
+    return f"{result['window_start'][5:10]}..{result['window_end'][5:10]}"
 
 
 def _throughput(result: dict[str, Any]) -> float:
@@ -202,13 +194,11 @@ def _report(
     """The comparison tables. Every time is ``[wall, cpu]`` seconds; ratios are on wall time."""
     stock_name, full_name = _run_name("stock", stock_days), _run_name("nightshift", stock_days)
     names = [stock_name] + [_run_name("nightshift", w) for w in windows]
-    label_width, cell_width = 22, 18
-
-    def cell(value: list[float] | None) -> str:
-        return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>8.2f} s ({value[1]:6.2f})"
+    table = TimeTable(label_width=22, cell_width=18)
+    cell_width = table.cell_width
 
     def count_row(label: str, key: str) -> str:
-        return f"{label:<{label_width}}" + "".join(f"{results[n][key]:>{cell_width},}" for n in names)
+        return table.line(label, *(f"{results[n][key]:>{cell_width},}" for n in names))
 
     lines = [
         f"Nightshift materialize benchmark: {FEATURE_VIEW}, {args.customers:,} customers x {args.days} days = "
@@ -217,29 +207,22 @@ def _report(
         f"stock: duckdb offline store, local engine, one pass;  nightshift: AsofDuckDBOfflineStore + "
         f"ChunkedLocalComputeEngine, chunk_days {CHUNK_DAYS};  online store: SQLite",
         "",
-        f"{'':<{label_width}}" + "".join(f"{name:>{cell_width}}" for name in names),
-        f"{'window':<{label_width}}"
-        + "".join(f"{results[n]['window_start'][5:10] + '..' + results[n]['window_end'][5:10]:>{cell_width}}"
-                  for n in names),
+        table.line("", *(f"{name:>{cell_width}}" for name in names)),
+        table.line("window", *(f"{_window_label(results[n]):>{cell_width}}" for n in names)),
         count_row("input customer-days", "customer_days"),
         count_row("plan runs (slices)", "plan_runs"),
         count_row("rows to online store", "rows_written"),
         count_row("online rows at end", "online_entities"),
-        f"{'phase: wall (cpu)':<{label_width}}",
+        table.line("phase: wall (cpu)"),
     ]
     for phase in (*PHASES, "other"):
-        lines.append(f"{'  ' + phase:<{label_width}}" + "".join(cell(results[n]["phases"][phase]) for n in names))
-    lines.append(f"{'materialize total':<{label_width}}" + "".join(cell(results[n]["total"]) for n in names))
-    lines.append(
-        f"{'customer-days / s':<{label_width}}" + "".join(f"{_throughput(results[n]):>{cell_width},.0f}" for n in names)
-    )
-    lines.append(
-        f"{'peak RSS':<{label_width}}" + "".join(f"{results[n]['peak_rss_mb']:>{cell_width - 3},.0f} MB" for n in names)
-    )
-    lines.append(
-        f"{'  before materialize':<{label_width}}"
-        + "".join(f"{results[n]['start_rss_mb']:>{cell_width - 3},.0f} MB" for n in names)
-    )
+        lines.append(table.line(f"  {phase}", *(table.cell(results[n]["phases"][phase]) for n in names)))
+    lines += [
+        table.line("materialize total", *(table.cell(results[n]["total"]) for n in names)),
+        table.line("customer-days / s", *(f"{_throughput(results[n]):>{cell_width},.0f}" for n in names)),
+        table.line("peak RSS", *(table.megabytes(results[n]["peak_rss_mb"]) for n in names)),
+        table.line("  before materialize", *(table.megabytes(results[n]["start_rss_mb"]) for n in names)),
+    ]
 
     stock, full = results[stock_name], results[full_name]
     speedup = _throughput(full) / _throughput(stock)
@@ -260,12 +243,7 @@ def _report(
     ]
     if stock_days < args.days:
         lines.append(f"note: the stock run was capped at the last {stock_days} days (--stock-days)")
-    cores = os.cpu_count() or 1
-    if load > cores:
-        lines.append(
-            f"note: load average reached {load:.1f} on {cores} cores during the run; other processes competed "
-            "for CPU, so wall times are inflated (compare the cpu times, or re-run on a quiet machine)"
-        )
+    lines += load_note(load)
     if agreement["agree"]:
         lines.append(f"online stores after {stock_name} and {full_name}: AGREE ({agreement['rows']:,} feature rows)")
     else:
@@ -375,8 +353,6 @@ def _make_store(repo_path: Path, parquet: Path, path: str) -> tuple[Any, Any]:
 
 def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile: bool) -> None:
     """Materialize ``window_days`` with configuration ``path``; write timings (or a profile) to ``workdir``."""
-    import resource
-
     # Everything both configurations import is loaded before the clock starts.
     import feast.infra.compute_engines.local.nodes as nodes
     import nightshift.feast_engine  # noqa: F401
@@ -392,17 +368,17 @@ def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile
 
     phases: dict[str, list[float]] = {phase: [0.0, 0.0] for phase in PHASES}
     counts = {"rows_written": 0, "plan_runs": 0}
-    nodes.LocalSourceReadNode.execute = _timed(nodes.LocalSourceReadNode.execute, phases["pull"])
-    nodes.LocalDedupNode.execute = _timed(nodes.LocalDedupNode.execute, phases["latest row"])
-    nodes._convert_arrow_to_proto = _timed(nodes._convert_arrow_to_proto, phases["to proto"])
-    write = _timed(SqliteOnlineStore.online_write_batch, phases["sqlite write"])
+    nodes.LocalSourceReadNode.execute = timed(nodes.LocalSourceReadNode.execute, phases["pull"])
+    nodes.LocalDedupNode.execute = timed(nodes.LocalDedupNode.execute, phases["latest row"])
+    nodes._convert_arrow_to_proto = timed(nodes._convert_arrow_to_proto, phases["to proto"])
+    write = timed(SqliteOnlineStore.online_write_batch, phases["sqlite write"])
 
     def counted_write(self: Any, config: Any, table: Any, data: list[Any], progress: Any) -> None:
         counts["rows_written"] += len(data)
         write(self, config, table, data, progress)
 
     SqliteOnlineStore.online_write_batch = counted_write
-    Registry.apply_materialization = _timed(Registry.apply_materialization, phases["registry"])
+    Registry.apply_materialization = timed(Registry.apply_materialization, phases["registry"])
     run_plan = LocalComputeEngine._materialize_one
 
     def counted_plan(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -411,14 +387,14 @@ def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile
 
     LocalComputeEngine._materialize_one = counted_plan
 
-    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start_rss_mb = max_rss_mb()
     if profile:
         _profile(lambda: store.materialize(start, end), workdir / "profile.txt", name, phases)
         return
-    started = (time.perf_counter(), time.process_time())
-    store.materialize(start, end)
-    total = [time.perf_counter() - started[0], time.process_time() - started[1]]
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    total = [0.0, 0.0]
+    with clock(total):
+        store.materialize(start, end)
+    peak_rss_mb = max_rss_mb()
 
     phases["other"] = [total[i] - sum(times[i] for times in phases.values()) for i in (0, 1)]
     online_db = workdir / name / "online_store.db"
@@ -446,44 +422,13 @@ def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile
 
 def _profile(run: Callable[[], Any], out: Path, name: str, phases: dict[str, list[float]]) -> None:
     """Run ``run`` under cProfile; write the phase split and the costliest functions to ``out``."""
-    import cProfile
-    import io
-    import pstats
-
-    profiler = cProfile.Profile()
-    started = time.perf_counter()
-    profiler.runcall(run)
-    total = time.perf_counter() - started
-    text = io.StringIO()
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(18)
-    stats.sort_stats("cumulative").print_stats(30)
+    total, listing = profile_call(run, sorts=[("tottime", 18), ("cumulative", 30)])
     split = ", ".join(f"{phase} {times[0]:.2f} s" for phase, times in phases.items())
     rest = total - sum(times[0] for times in phases.values())
     out.write_text(
         f"cProfile of {name} (times inflated by the profiler): total {total:.2f} s = {split}, other {rest:.2f} s\n"
-        + "\n".join(line for line in text.getvalue().splitlines() if line.strip())
+        + "\n".join(line for line in listing.splitlines() if line.strip())
     )
-
-
-def _timed(function: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
-    """``function``, adding the [wall, cpu] seconds of each call to ``into``."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _clock(into):
-            return function(*args, **kwargs)
-
-    return wrapper
-
-
-@contextmanager
-def _clock(into: list[float]) -> Iterator[None]:
-    started = (time.perf_counter(), time.process_time())
-    try:
-        yield
-    finally:
-        into[0] += time.perf_counter() - started[0]
-        into[1] += time.process_time() - started[1]
 
 
 if __name__ == "__main__":

@@ -39,20 +39,17 @@ This is a measurement, not a test: it asserts nothing about the time it reports.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from _harness import (
+    CallProfile, TimeTable, add_stage_arguments, add_times, disturbance_notes, home_env, max_rss_mb, phase, run_stage,
+    work_directory,
+)
 
 USE_CASE = "churn"
 # A fixed run date: the training window is then the 60 days ending 30 days before it.
@@ -79,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (warehouse, MLflow, results)")
-    # Internal: the parent calls itself once per stage, each in a fresh process.
-    parser.add_argument("--stage", choices=("generate", *PATHS), help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    add_stage_arguments(parser, ("generate", *PATHS))
     parser.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -95,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         _run_baseline(args.workdir, args.run)
         return 0
 
-    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-retrain-"))
-    try:
+    with work_directory("nightshift-bench-retrain-", args.keep) as workdir:
         print(
             f"generating {args.customers:,} customers a day over the {USE_CASE} training window of run date "
             f"{RUN_DATE} (seed {args.seed}) in {workdir} ...",
@@ -119,55 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         agreement = _compare(results)
         print()
         print(_report(args, meta, results, agreement, others))
-    finally:
-        if args.keep:
-            print(f"\nwork directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0 if agreement["agree"] else 1
 
 
 def _child(stage: str, workdir: Path, args: argparse.Namespace, run: int = 0) -> list[float]:
-    """Run one stage in a fresh interpreter on the work directory's Nightshift home; its output goes
-    to a log, shown when it fails.
-
-    Returns:
-        ``[wall seconds, cpu seconds other processes used meanwhile]`` (cpu: nan off Linux).
-    """
-    import resource
-
-    command = [
-        sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--workdir", str(workdir),
+    """Run one stage on the work directory's Nightshift home; returns what ``run_stage`` returns."""
+    arguments = [
+        "--stage", stage, "--workdir", str(workdir),
         "--customers", str(args.customers), "--seed", str(args.seed), "--run", str(run),
     ]
-    # Only NIGHTSHIFT_HOME: every other location then defaults to the embedded profile under it.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
-    env |= CHILD_ENV | {"NIGHTSHIFT_HOME": str(workdir / "home")}
-    log = workdir / f"stage-{stage}.{run}.log"
-    before = (time.perf_counter(), _busy_cpu_seconds(), _children_cpu_seconds(resource))
-    with log.open("w") as out:
-        done = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=env)
-    if done.returncode != 0:
-        print(log.read_text()[-6000:], file=sys.stderr)
-        raise SystemExit(f"bench stage {stage!r} failed (exit {done.returncode}); the end of its log is above")
-    ours = _children_cpu_seconds(resource) - before[2]
-    return [time.perf_counter() - before[0], _busy_cpu_seconds() - before[1] - ours]
-
-
-def _busy_cpu_seconds() -> float:
-    """CPU seconds every process on the machine has used since boot (Linux ``/proc/stat``), else nan."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return float("nan")
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_seconds(resource: Any) -> float:
-    """CPU seconds of this process's finished children (and theirs: MLflow's own subprocess)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    env = home_env(workdir / "home", CHILD_ENV)
+    return run_stage(__file__, arguments, stage, log=workdir / f"stage-{stage}.{run}.log", env=env)
 
 
 def _compare(results: dict[str, Any]) -> dict[str, Any]:
@@ -197,20 +153,11 @@ def _report(
     times: dict[str, list[float]] = ns["times"]
     base = min(bases, key=lambda run: run["times"]["lgb.train"][0])
     baseline_fit = base["times"]["lgb.train"]
-    label_width, cell_width = 50, 19
+    table = TimeTable(label_width=50, cell_width=19, ratio_width=9)
+    row = table.row
 
-    def cell(value: list[float] | None) -> str:
-        return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>9.2f} s ({value[1]:6.2f})"
-
-    def row(
-        label: str, a: list[float] | None, b: list[float] | None = None, ratio_to: list[float] | None = None
-    ) -> str:
-        reference = b or ratio_to
-        ratio = f"{a[0] / reference[0]:.2f}x" if a and reference and reference[0] else ""
-        return f"{label:<{label_width}}{cell(a)}{cell(b)}{ratio:>9}"
-
-    train_task = _add(times["imports"], times["train_challenger"])
-    three_steps = _add(train_task, times["evaluate_challenger"], times["register_challenger"])
+    train_task = add_times(times["imports"], times["train_challenger"])
+    three_steps = add_times(train_task, times["evaluate_challenger"], times["register_challenger"])
     fit = ns["fit"]
     lines = [
         f"Nightshift retrain benchmark: use case {USE_CASE}, run date {RUN_DATE}, training window "
@@ -224,8 +171,7 @@ def _report(
         f"{fit['call']['num_boost_round']} rounds, early stopping {fit['call']['early_stopping_rounds'][0]}; "
         f"{'the same model in every fit' if agreement['same_model'] else 'DIFFERENT models'})",
         "",
-        f"{'phase':<{label_width}}{'nightshift':>{cell_width}}{'lgb.train':>{cell_width}}{'ratio':>9}",
-        f"{'':<{label_width}}{'wall (cpu)':>{cell_width}}{'wall (cpu)':>{cell_width}}{'wall':>9}",
+        *table.header("nightshift", "lgb.train"),
         row("import MLflow, Feast, DuckDB, sklearn, matplotlib", times["imports"]),
     ]
     lines += _tree_rows(times, "train_challenger", row, baseline_fit)
@@ -234,15 +180,12 @@ def _report(
     lines += _tree_rows(times, "register_challenger", row, baseline_fit)
     lines.append(row("all three retrain steps", three_steps, None, baseline_fit))
 
-    def megabytes(value: float) -> str:
-        return f"{value:>{cell_width - 3},.0f} MB"
-
+    mb, peak = table.megabytes, (ns["peak_rss_mb_train"], base["peak_rss_mb"])
     lines += [
         "",
-        f"{'peak RSS, train task':<{label_width}}{megabytes(ns['peak_rss_mb_train'])}"
-        f"{megabytes(base['peak_rss_mb'])}{ns['peak_rss_mb_train'] / base['peak_rss_mb']:>8.2f}x",
-        f"{'peak RSS, all three steps':<{label_width}}{megabytes(ns['peak_rss_mb'])}",
-        f"{'RSS before the clock':<{label_width}}{megabytes(ns['start_rss_mb'])}{megabytes(base['start_rss_mb'])}",
+        table.line("peak RSS, train task", mb(peak[0]), mb(peak[1]), table.ratio(*peak)),
+        table.line("peak RSS, all three steps", mb(ns["peak_rss_mb"])),
+        table.line("RSS before the clock", mb(ns["start_rss_mb"]), mb(base["start_rss_mb"])),
     ]
 
     inner_fit = times["train_challenger/train_model/lgb.train"]
@@ -262,7 +205,13 @@ def _report(
         f"gate: {ns['gate']['verdict']} (holdout AUC {_fmt(ns['gate']['auc'])}); registered version "
         f"{ns['registered'].get('version')}, promoted: {ns['registered'].get('promoted')}",
     ]
-    lines += _disturbance(others, [inner_fit[0], *fits])
+    lines += disturbance_notes(
+        others,
+        [inner_fit[0], *fits],
+        "fit",
+        ": times are inflated (LightGBM's OpenMP threads spin waiting for each other when a core is taken, which "
+        "costs cpu time too); re-run on a quiet machine",
+    )
     if not agreement["agree"]:
         nightshift_call, baseline_call = agreement["calls"]
         lines.append(
@@ -271,25 +220,6 @@ def _report(
             "_run_baseline with training.train_model before trusting the ratio"
         )
     return "\n".join(lines)
-
-
-def _disturbance(others: dict[str, list[float]], fits: list[float]) -> list[str]:
-    """A note when other processes used the CPU during a timed child, or the same fit's times spread."""
-    cores = os.cpu_count() or 1
-    busy = {name: cpu / wall for name, (wall, cpu) in others.items() if wall and cpu == cpu}
-    lines = []
-    if any(share > 0.25 for share in busy.values()):
-        lines.append(
-            f"note: other processes kept {', '.join(f'{share:.1f}' for share in busy.values())} of {cores} cores "
-            f"busy on average during the {', '.join(busy)} runs: times are inflated (LightGBM's OpenMP threads "
-            "spin waiting for each other when a core is taken, which costs cpu time too); re-run on a quiet machine"
-        )
-    if max(fits) > 1.25 * min(fits):
-        lines.append(
-            f"note: the same fit took {min(fits):.2f} s to {max(fits):.2f} s across runs: the ratios carry that "
-            "uncertainty"
-        )
-    return lines
 
 
 def _tree_rows(times: dict[str, list[float]], root: str, row: Any, baseline_fit: list[float]) -> list[str]:
@@ -328,10 +258,6 @@ def _largest(times: dict[str, list[float]], total: float) -> str:
     return ", ".join(
         f"{path.rpartition('/')[2]} {seconds:.2f} s ({seconds / total:.0%})" for path, seconds in leaves[:3]
     )
-
-
-def _add(*values: list[float]) -> list[float]:
-    return [sum(v[i] for v in values) for i in (0, 1)]
 
 
 def _fmt(value: float | None) -> str:
@@ -480,39 +406,6 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
     }))
 
 
-class _Profile:
-    """Inclusive [wall, cpu] seconds per call path (``train_challenger/train_model/lgb.train``), summed
-    over calls; paths are kept in the order they were first entered."""
-
-    def __init__(self) -> None:
-        self.times: dict[str, list[float]] = {}
-        self.stack: list[str] = []
-
-    @contextmanager
-    def span(self, label: str) -> Iterator[None]:
-        self.stack.append(label)
-        path = "/".join(self.stack)
-        self.times.setdefault(path, [0.0, 0.0])
-        started = (time.perf_counter(), time.process_time())
-        try:
-            yield
-        finally:
-            self.times[path][0] += time.perf_counter() - started[0]
-            self.times[path][1] += time.process_time() - started[1]
-            self.stack.pop()
-
-    def wrap(self, owner: Any, attribute: str, label: str) -> None:
-        """Replace ``owner.attribute`` by a function that times each call under ``label``."""
-        original = getattr(owner, attribute)
-
-        @functools.wraps(original)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self.span(label):
-                return original(*args, **kwargs)
-
-        setattr(owner, attribute, wrapper)
-
-
 def _fit_record(booster: Any, params: dict[str, Any], num_boost_round: int, callbacks: list[Any]) -> dict[str, Any]:
     """What must match between the two paths: the call and the model it grew."""
     stopping = [getattr(c, "stopping_rounds", None) for c in callbacks if hasattr(c, "stopping_rounds")]
@@ -527,8 +420,6 @@ def _fit_record(booster: Any, params: dict[str, Any], num_boost_round: int, call
 
 def _run_nightshift(workdir: Path, run: int) -> None:
     """The three retrain steps on the generated home, with the train step's phases timed."""
-    import resource
-
     # Libraries both paths need are imported before the clock starts.
     import lightgbm as lgb
     import numpy  # noqa: F401
@@ -538,8 +429,8 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     from nightshift.settings import Settings
 
     settings = Settings.from_env()
-    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    profile = _Profile()
+    start_rss_mb = max_rss_mb()
+    profile = CallProfile()
     with profile.span("imports"):
         import duckdb  # noqa: F401
         import feast.repo_config  # noqa: F401
@@ -596,14 +487,14 @@ def _run_nightshift(workdir: Path, run: int) -> None:
 
     with profile.span("train_challenger"):
         trained = retrain.train_challenger(settings, USE_CASE, RUN_DATE, "manual")
-    peak_rss_mb_train = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb_train = max_rss_mb()
     if not trained["trained"]:
         raise SystemExit(f"train_challenger did not train: {trained.get('reasons')}")
     with profile.span("evaluate_challenger"):
         report = retrain.evaluate_challenger(settings, USE_CASE, trained["run_id"])
     with profile.span("register_challenger"):
         registered = retrain.register_challenger(settings, USE_CASE, trained["run_id"], "manual", None)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = max_rss_mb()
 
     (workdir / f"nightshift.{run}.json").write_text(json.dumps({
         "times": profile.times,
@@ -619,8 +510,6 @@ def _run_nightshift(workdir: Path, run: int) -> None:
 
 def _run_baseline(workdir: Path, run: int) -> None:
     """``lgb.train`` alone on the saved training set, as ``training.train_model`` calls it."""
-    import resource
-
     import lightgbm as lgb
     import numpy  # noqa: F401
     import pandas as pd
@@ -649,16 +538,16 @@ def _run_baseline(workdir: Path, run: int) -> None:
                             categorical_feature=categorical or "auto", free_raw_data=False)
     valid_set = lgb.Dataset(training.model_input(frame[valid], feature_list, categorical), frame.loc[valid, label],
                             reference=train_set, categorical_feature=categorical or "auto")
-    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start_rss_mb = max_rss_mb()
 
-    started = (time.perf_counter(), time.process_time())
-    booster = lgb.train(params, train_set, num_boost_round=num_boost_round, valid_sets=[valid_set],
-                        valid_names=["valid"], callbacks=callbacks)
-    elapsed = [time.perf_counter() - started[0], time.process_time() - started[1]]
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times: dict[str, list[float]] = {}
+    with phase(times, "lgb.train"):
+        booster = lgb.train(params, train_set, num_boost_round=num_boost_round, valid_sets=[valid_set],
+                            valid_names=["valid"], callbacks=callbacks)
+    peak_rss_mb = max_rss_mb()
 
     (workdir / f"lgb.train.{run}.json").write_text(json.dumps({
-        "times": {"lgb.train": elapsed},
+        "times": times,
         "fit": _fit_record(booster, params, num_boost_round, callbacks),
         "start_rss_mb": start_rss_mb,
         "peak_rss_mb": peak_rss_mb,

@@ -32,16 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from _harness import TimeTable, add_stage_arguments, load_note, max_rss_mb, phase, run_stage, timed, work_directory
 
 DATA_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TTL = timedelta(days=3)
@@ -79,9 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=120, help="days in the tables (default 120)")
     parser.add_argument("--seed", type=int, default=7, help="data generator seed (default 7)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (Parquet, repo, results)")
-    # Internal: the parent calls itself once per stage, each in a fresh process.
-    parser.add_argument("--stage", choices=("generate", *PATHS, "compare"), help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    add_stage_arguments(parser, ("generate", *PATHS, "compare"))
     args = parser.parse_args(argv)
 
     if args.stage == "generate":
@@ -94,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         _compare(args.workdir)
         return 0
 
-    workdir = Path(tempfile.mkdtemp(prefix="nightshift-bench-training-set-"))
-    try:
+    with work_directory("nightshift-bench-training-set-", args.keep) as workdir:
         print(
             f"generating {args.customers:,} customers x {args.days} days and a {args.spine:,}-row spine "
             f"(seed {args.seed}) in {workdir} ...",
@@ -116,27 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         agreement = json.loads((workdir / "compare.json").read_text())
         print()
         print(_report(args, meta, results, agreement, max(load)))
-    finally:
-        if args.keep:
-            print(f"\nwork directory kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0 if agreement["agree"] else 1
 
 
 def _child(stage: str, workdir: Path, args: argparse.Namespace) -> None:
     """Run one stage in a fresh interpreter; its output goes to a log, shown when it fails."""
-    command = [
-        sys.executable, str(Path(__file__).resolve()), "--stage", stage, "--workdir", str(workdir),
+    arguments = [
+        "--stage", stage, "--workdir", str(workdir),
         "--spine", str(args.spine), "--customers", str(args.customers), "--days", str(args.days),
         "--seed", str(args.seed),
     ]
-    log = workdir / f"stage-{stage}.log"
-    with log.open("w") as out:
-        done = subprocess.run(command, check=False, stdout=out, stderr=subprocess.STDOUT, env=os.environ | CHILD_ENV)
-    if done.returncode != 0:
-        print(log.read_text()[-6000:], file=sys.stderr)
-        raise SystemExit(f"bench stage {stage!r} failed (exit {done.returncode}); the end of its log is above")
+    run_stage(__file__, arguments, stage, log=workdir / f"stage-{stage}.log", env=os.environ | CHILD_ENV)
 
 
 def _report(
@@ -148,11 +131,7 @@ def _report(
 ) -> str:
     """The comparison table. Every time is ``[wall, cpu]`` seconds; ratios are on wall time."""
     ns, hand = results["nightshift"], results["handwritten"]
-    label_width, cell_width = 30, 18
-
-    def cell(value: list[float] | None) -> str:
-        return f"{'-':>{cell_width}}" if value is None else f"{value[0]:>8.2f} s ({value[1]:6.2f})"
-
+    table = TimeTable(label_width=30, cell_width=18)
     rows: list[tuple[str, list[float] | None, list[float] | None]] = [
         ("get_historical_features()", ns["phases"]["plan"], None),
         ("query + entity order (Arrow)", ns["phases"]["query"], hand["phases"]["query"]),
@@ -166,21 +145,10 @@ def _report(
         f"tables: {tables}; ttl {TTL.days} d; result: {ns['rows']:,} rows (nightshift), "
         f"{hand['rows']:,} rows (hand-written)",
         "",
-        f"{'phase':<{label_width}}{'nightshift':>{cell_width}}{'hand-written':>{cell_width}}{'ratio':>8}",
-        f"{'':<{label_width}}{'wall (cpu)':>{cell_width}}{'wall (cpu)':>{cell_width}}{'wall':>8}",
+        *table.header("nightshift", "hand-written"),
     ]
-    for label, a, b in rows:
-        ratio = f"{a[0] / b[0]:.2f}x" if a and b and b[0] else ""
-        lines.append(f"{label:<{label_width}}{cell(a)}{cell(b)}{ratio:>8}")
-
-    def megabytes(value: float) -> str:
-        return f"{value:>{cell_width - 3},.0f} MB"
-
-    lines += [
-        f"{'peak RSS':<{label_width}}{megabytes(ns['peak_rss_mb'])}{megabytes(hand['peak_rss_mb'])}"
-        f"{ns['peak_rss_mb'] / hand['peak_rss_mb']:>7.2f}x",
-        f"{'  before the run':<{label_width}}{megabytes(ns['start_rss_mb'])}{megabytes(hand['start_rss_mb'])}",
-    ]
+    lines += [table.row(label, a, b) for label, a, b in rows]
+    lines += table.rss_rows(ns, hand)
     ratio = ns["total"][0] / hand["total"][0]
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
     lines += [
@@ -189,12 +157,7 @@ def _report(
         f"{ns['peak_rss_mb'] / hand['peak_rss_mb']:.2f}x peak RSS",
         f"target: nightshift <= {TARGET_RATIO:g}x the hand-written join: {verdict}",
     ]
-    cores = os.cpu_count() or 1
-    if load > cores:
-        lines.append(
-            f"note: load average reached {load:.1f} on {cores} cores during the run; other processes competed "
-            "for CPU, so wall times are inflated (compare the cpu times, or re-run on a quiet machine)"
-        )
+    lines += load_note(load)
     nulls = ", ".join(f"{column} {count:,}" for column, count in agreement["nulls"].items())
     if agreement["agree"]:
         lines.append(
@@ -297,8 +260,6 @@ def _generate(workdir: Path, spine_rows: int, customers: int, days: int, seed: i
 
 def _run_path(path: str, workdir: Path) -> None:
     """Time one path from the in-memory spine to a pandas DataFrame; write timings and the result."""
-    import resource
-
     # Libraries both paths need are imported, and the spine read, before the clock starts.
     import duckdb  # noqa: F401
     import pandas as pd
@@ -307,14 +268,14 @@ def _run_path(path: str, workdir: Path) -> None:
     phases: dict[str, list[float]] = {}
     if path == "nightshift":
         store = _make_store(workdir)
-        start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        with _clock(phases, "total"):
+        start_rss_mb = max_rss_mb()
+        with phase(phases, "total"):
             training_set = _nightshift(store, spine, phases)
     else:
-        start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        with _clock(phases, "total"):
+        start_rss_mb = max_rss_mb()
+        with phase(phases, "total"):
             training_set = _handwritten(workdir, spine, phases)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mb = max_rss_mb()
     total = phases.pop("total")
 
     training_set.to_parquet(workdir / f"{path}.parquet", index=False)
@@ -390,20 +351,10 @@ def _nightshift(store: Any, spine: Any, phases: dict[str, list[float]]) -> Any:
     from nightshift.feast_offline import AsofRetrievalJob
 
     query: list[float] = [0.0, 0.0]
-    to_arrow = AsofRetrievalJob._to_arrow_internal
-
-    def timed_to_arrow(self: Any, timeout: Any = None) -> Any:
-        started = (time.perf_counter(), time.process_time())
-        try:
-            return to_arrow(self, timeout)
-        finally:
-            query[0] += time.perf_counter() - started[0]
-            query[1] += time.process_time() - started[1]
-
-    AsofRetrievalJob._to_arrow_internal = timed_to_arrow
-    with _clock(phases, "plan"):
+    AsofRetrievalJob._to_arrow_internal = timed(AsofRetrievalJob._to_arrow_internal, query)
+    with phase(phases, "plan"):
         job = store.get_historical_features(entity_df=spine, features=store.get_feature_service("churn_v1"))
-    with _clock(phases, "to_df"):
+    with phase(phases, "to_df"):
         training_set = job.to_df()
     phases["query"] = query
     phases["to pandas"] = [phases["to_df"][i] - query[i] for i in (0, 1)]
@@ -436,9 +387,9 @@ def _handwritten(workdir: Path, spine: Any, phases: dict[str, list[float]]) -> A
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
     con.register("spine", spine)
-    with _clock(phases, "query"):
+    with phase(phases, "query"):
         arrow = con.sql(sql).to_arrow_table()
-    with _clock(phases, "to pandas"):
+    with phase(phases, "to pandas"):
         training_set = arrow.to_pandas()
     con.close()
     return training_set
@@ -481,16 +432,6 @@ def _compare(workdir: Path) -> None:
             }
         )
     )
-
-
-@contextmanager
-def _clock(phases: dict[str, list[float]], name: str) -> Iterator[None]:
-    """``with _clock(phases, "query"):`` records the block's [wall, cpu] seconds as ``phases["query"]``."""
-    started = (time.perf_counter(), time.process_time())
-    try:
-        yield
-    finally:
-        phases[name] = [time.perf_counter() - started[0], time.process_time() - started[1]]
 
 
 if __name__ == "__main__":
