@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from nightshift.validation import Suite, ValidationOutcome
+    from nightshift.ingest.validation import Suite, ValidationOutcome
 
 SOURCE = "activity"
 # A fixed past day and a clock three days later: the event-time window is then bounded by
@@ -186,7 +186,7 @@ def _batch_file(workdir: Path) -> Path:
 
 
 def _generate(workdir: Path, rows: int, seed: int) -> None:
-    from nightshift.datagen import BAD_INPUT_CLASSES, single_day_batch
+    from nightshift.demo.churn_data import BAD_INPUT_CLASSES, single_day_batch
 
     data = single_day_batch(SOURCE, rows, BATCH_DAY, seed, {name: BAD_RATE for name in BAD_INPUT_CLASSES})
     _batch_file(workdir).write_bytes(data)
@@ -200,9 +200,9 @@ def _run_path(path: str, workdir: Path) -> None:
     import pyarrow.parquet  # noqa: F401
 
     import nightshift.ingest  # noqa: F401
-    from nightshift import validation
+    from nightshift.ingest import validation
     from nightshift.landing import batch_id
-    from nightshift.validation import Suite, read_batch
+    from nightshift.ingest.validation import Suite, read_batch
 
     batch_file = _batch_file(workdir)
     contents = [(batch_file.name, batch_file.read_bytes())]
@@ -268,7 +268,7 @@ def baseline_validate(suite: Suite, batch: pd.DataFrame, day: date, now: datetim
     with the same reasons, so that the write that follows costs the same.
     """
 
-    from nightshift.validation import ROW_NUMBER, SOURCE_FILE, TYPE_RULE, BatchRejected, split_rows, suite_parameters
+    from nightshift.ingest.validation import ROW_NUMBER, SOURCE_FILE, TYPE_RULE, BatchRejected, split_rows, suite_parameters
 
     parameters = suite_parameters(suite, day, now)
     declared = list(suite.column_types)
@@ -338,7 +338,7 @@ def _baseline_coerce(suite: Suite, batch: pd.DataFrame) -> tuple[pd.DataFrame, d
     import numpy as np
     import pandas as pd
 
-    from nightshift.validation import TYPE_RULE, BatchRejected
+    from nightshift.ingest.validation import TYPE_RULE, BatchRejected
 
     typed = pd.DataFrame(index=batch.index)
     unreadable: dict[str, np.ndarray] = {}

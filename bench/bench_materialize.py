@@ -7,8 +7,8 @@ configurations built in code over the same Parquet file:
 
 * **stock**: Feast's ``duckdb`` offline store and no ``batch_engine`` key (Feast's local engine
   materializing the whole window at once), over the full window;
-* **nightshift**: ``nightshift.feast_offline.AsofDuckDBOfflineStore`` and
-  ``nightshift.feast_engine.ChunkedLocalComputeEngine`` with ``chunk_days: 7``, over the last
+* **nightshift**: ``nightshift.features.offline.AsofDuckDBOfflineStore`` and
+  ``nightshift.features.engine.ChunkedLocalComputeEngine`` with ``chunk_days: 7``, over the last
   7, 30 and ``--days`` days of the table (customers fixed, so the short windows have fewer rows).
 
 Both run Feast's local compute plan per time slice; the phases of that plan are timed by wrapping
@@ -67,8 +67,8 @@ PLANS = ("free", "pro", "team", "enterprise")
 REGIONS = ("eu-west", "eu-north", "us-east", "us-west", "apac")
 FEATURE_VIEW = "customer_activity"
 STOCK_OFFLINE_STORE = {"type": "duckdb"}
-NIGHTSHIFT_OFFLINE_STORE = {"type": "nightshift.feast_offline.AsofDuckDBOfflineStore"}
-NIGHTSHIFT_ENGINE = {"type": "nightshift.feast_engine.ChunkedLocalComputeEngine", "chunk_days": CHUNK_DAYS}
+NIGHTSHIFT_OFFLINE_STORE = {"type": "nightshift.features.offline.AsofDuckDBOfflineStore"}
+NIGHTSHIFT_ENGINE = {"type": "nightshift.features.engine.ChunkedLocalComputeEngine", "chunk_days": CHUNK_DAYS}
 PHASES = ("pull", "latest row", "to proto", "sqlite write", "registry")
 CHILD_ENV = {"DO_NOT_TRACK": "1", "FEAST_USAGE": "False"}
 
@@ -355,8 +355,8 @@ def _run(workdir: Path, path: str, window_days: int, days_in_table: int, profile
     """Materialize ``window_days`` with configuration ``path``; write timings (or a profile) to ``workdir``."""
     # Everything both configurations import is loaded before the clock starts.
     import feast.infra.compute_engines.local.nodes as nodes
-    import nightshift.feast_engine  # noqa: F401
-    import nightshift.feast_offline  # noqa: F401
+    import nightshift.features.engine  # noqa: F401
+    import nightshift.features.offline  # noqa: F401
     from feast.infra.compute_engines.local.compute import LocalComputeEngine
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
     from feast.infra.registry.registry import Registry

@@ -1,6 +1,6 @@
 """Benchmark: the retrain DAG's train task on ~1M rows, against LightGBM's own ``lgb.train`` on the same matrix.
 
-What is measured: ``nightshift.retrain.train_challenger(settings, "churn", run_date, "manual")`` on a
+What is measured: ``nightshift.modeling.retrain.train_challenger(settings, "churn", run_date, "manual")`` on a
 fresh embedded profile (DuckDB/Parquet warehouse, file Feast registry, SQLite MLflow), with
 ``config/churn.yaml`` as it is: a 60-day training window of ``--customers`` active customers a day
 (default 16,700, so about 1,000,000 training rows), the 17 features of feature service ``churn_v1``
@@ -16,7 +16,7 @@ fresh embedded profile (DuckDB/Parquet warehouse, file Feast registry, SQLite ML
   process and pays it on every run. Phases are taken by wrapping the library's functions. The gate
   (``evaluate_challenger``) and ``register_challenger`` are then timed too, reported apart.
 * **lgb.train**: the training set built once beforehand by the same ``training.build_training_set``
-  and saved to Parquet; read, split by ``training.assign_splits`` and typed by ``training.model_input``
+  and saved to Parquet; read, split by ``training.assign_splits`` and typed by ``inputs.model_input``
   before the clock; timed: ``lgb.train`` alone (it builds its ``lgb.Dataset`` bins, as it does inside
   Nightshift), with the parameters, rounds and early stopping of ``training.train_model``.
 
@@ -275,8 +275,9 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nightshift import features, registry, training
-    from nightshift.retrain import use_case_of
+    from nightshift import features
+    from nightshift.modeling import registry, training
+    from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
     from nightshift.warehouse import PartitionWrite, Warehouse, raw_table
 
@@ -443,7 +444,8 @@ def _run_nightshift(workdir: Path, run: int) -> None:
         import sklearn.metrics  # noqa: F401
         from feast import FeatureStore  # noqa: F401
 
-        from nightshift import evaluation, features, registry, retrain, training  # noqa: F401
+        from nightshift import features  # noqa: F401
+        from nightshift.modeling import evaluation, registry, retrain, training  # noqa: F401
 
     profile.wrap(lgb, "train", "lgb.train")
     fit: dict[str, Any] = {}
@@ -515,8 +517,8 @@ def _run_baseline(workdir: Path, run: int) -> None:
     import pandas as pd
     import pyarrow.parquet  # noqa: F401
 
-    from nightshift import training
-    from nightshift.retrain import use_case_of
+    from nightshift.modeling import inputs, training
+    from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
 
     use_case = use_case_of(Settings.from_env(), USE_CASE)
@@ -534,9 +536,9 @@ def _run_baseline(workdir: Path, run: int) -> None:
     split = training.assign_splits(frame, use_case)
     train, valid = split == "train", split == "valid"
     label = training.LABEL
-    train_set = lgb.Dataset(training.model_input(frame[train], feature_list, categorical), frame.loc[train, label],
+    train_set = lgb.Dataset(inputs.model_input(frame[train], feature_list, categorical), frame.loc[train, label],
                             categorical_feature=categorical or "auto", free_raw_data=False)
-    valid_set = lgb.Dataset(training.model_input(frame[valid], feature_list, categorical), frame.loc[valid, label],
+    valid_set = lgb.Dataset(inputs.model_input(frame[valid], feature_list, categorical), frame.loc[valid, label],
                             reference=train_set, categorical_feature=categorical or "auto")
     start_rss_mb = max_rss_mb()
 

@@ -8,7 +8,7 @@ What is measured: ``nightshift.scoring.score_day(settings, "churn", day)`` on a 
 * **shards: 1**: the whole scoring run in one process: ``plan`` (the ``champion`` alias, its
   ``feature_service`` tag, the model, the freshness check), ``score_shard`` (the spine, features
   through ``features.training_frame``, i.e. Feast's ``get_historical_features`` on our DuckDB ASOF
-  offline store, ``training.model_input``, ``Booster.predict``, the staging writes) and ``publish``
+  offline store, ``inputs.model_input``, ``Booster.predict``, the staging writes) and ``publish``
   (gather, deciles and bands, the atomic write of ``predictions.daily``). Phases are taken by wrapping
   the library's functions. Importing the libraries only this path needs (MLflow, Feast, DuckDB) is its
   own phase: an Airflow task is a fresh process and pays it on every run; Airflow's own start-up is
@@ -19,7 +19,7 @@ What is measured: ``nightshift.scoring.score_day(settings, "churn", day)`` on a 
 * **booster.predict**: the champion's booster (its model text, loaded with ``lgb.Booster``) on the
   identical feature matrix: the day's features fetched once beforehand by ``features.training_frame``
   and saved to Parquet, read, reduced to the customers Nightshift scores and typed by
-  ``training.model_input`` before the clock; timed: ``booster.predict`` alone.
+  ``inputs.model_input`` before the clock; timed: ``booster.predict`` alone.
 
 The data is synthetic and generated directly (no datagen, ingest or dbt: too slow at this size) in a
 first child: the ``raw.customers`` partition of the day, ``--days`` days of the two feature tables
@@ -78,7 +78,7 @@ CHILD_ENV = {"DO_NOT_TRACK": "1", "FEAST_USAGE": "False", "MLFLOW_DISABLE_TELEME
 # Phase labels the report adds up.
 TRAINING_FRAME = "training_frame (Feast historical)"
 PREDICT = "Booster.predict"
-MODEL_INPUT = "training.model_input"
+MODEL_INPUT = "inputs.model_input"
 LOAD_MODEL = "MLflow load_model"
 WRITE = "replace_partitions"
 SPINE = "spine (raw.customers read)"
@@ -416,8 +416,10 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     import pyarrow.parquet as pq
     import yaml
 
-    from nightshift import features, registry, scoring, training
-    from nightshift.retrain import use_case_of
+    from nightshift import features, scoring
+    from nightshift import days
+    from nightshift.modeling import inputs, registry
+    from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
     from nightshift.warehouse import PartitionWrite, Warehouse, raw_table
 
@@ -521,13 +523,13 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     sample = np.sort(rng.choice(np.nonzero(~unknown)[0], size=min(TRAIN_ROWS, int((~unknown).sum())), replace=False))
     train_day = DAY - timedelta(days=1) if days > 1 else DAY
     frame = features.training_frame(settings, use_case.feature_service, pd.DataFrame(
-        {"customer_id": ids[sample], training.EVENT_TIMESTAMP: pd.Timestamp(features.end_of_day(train_day))}))
+        {"customer_id": ids[sample], features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(train_day))}))
     logit = (-2.2 + 1.0 * risk[sample] + 0.3 * frame["support_tickets_28d"].fillna(0).to_numpy()
              - 0.05 * frame["active_days_28d"].fillna(14).to_numpy())
     label = (rng.random(len(sample)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
     params = {"objective": "binary", "verbosity": -1, "num_leaves": LEAVES, "learning_rate": 0.05,
               "min_data_in_leaf": 50, "seed": seed, "deterministic": True}
-    booster = lgb.train(params, lgb.Dataset(training.model_input(frame, names, categorical), label,
+    booster = lgb.train(params, lgb.Dataset(inputs.model_input(frame, names, categorical), label,
                                             categorical_feature=categorical or "auto"), num_boost_round=TREES)
     client = registry.connect(settings)
     experiment = registry.ensure_experiment(settings, use_case)
@@ -545,7 +547,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     # The baseline's matrix: the day's features as scoring fetches them, all at once.
     spine = scoring.spine(settings, use_case, DAY)
     matrix = features.training_frame(settings, use_case.feature_service,
-                                     spine.assign(**{training.EVENT_TIMESTAMP: pd.Timestamp(features.end_of_day(DAY))}))
+                                     spine.assign(**{features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(DAY))}))
     matrix[[use_case.entity_key, *names]].to_parquet(workdir / "matrix.parquet", index=False)
 
     config_dir = _sharded_config_dir(workdir)
@@ -578,8 +580,9 @@ def _import_scoring_libraries() -> None:
     import mlflow.lightgbm  # noqa: F401
     from feast import FeatureStore  # noqa: F401
 
-    import nightshift.feast_offline  # noqa: F401
-    from nightshift import features, registry, scoring, training  # noqa: F401
+    import nightshift.features.offline  # noqa: F401
+    from nightshift import features, scoring  # noqa: F401
+    from nightshift.modeling import inputs, registry  # noqa: F401
     from nightshift.warehouse import DuckDBWarehouse  # noqa: F401
 
 
@@ -603,7 +606,9 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     from feast import FeatureStore
     from feast.infra.offline_stores.offline_store import RetrievalJob
 
-    from nightshift import feast_offline, features, registry, scoring, training
+    from nightshift import features, scoring
+    from nightshift.features import offline as feast_offline
+    from nightshift.modeling import registry, training
     from nightshift.warehouse import PREDICTIONS, DuckDBWarehouse, Warehouse
 
     profile.wrap(scoring, "plan", "plan")
@@ -659,14 +664,14 @@ def _run_baseline(workdir: Path, run: int) -> None:
     import pandas as pd
     import pyarrow.parquet  # noqa: F401
 
-    from nightshift import training
+    from nightshift.modeling import inputs
 
     meta = json.loads((workdir / "meta.json").read_text())
     booster = lgb.Booster(model_str=(workdir / "model.txt").read_text())
     frame = pd.read_parquet(workdir / "matrix.parquet")
     names = booster.feature_name()
     frame = frame[frame[names].isna().sum(axis=1) < len(names)]  # what scoring sends to predictions.errors
-    matrix = training.model_input(frame, names, meta["categorical"])
+    matrix = inputs.model_input(frame, names, meta["categorical"])
     start_rss_mb = max_rss_mb()
 
     elapsed = [0.0, 0.0]
@@ -705,11 +710,12 @@ def _run_profile(workdir: Path) -> None:
     # Is training_frame's cost per customer or per call? A tiny spine, then the whole day in one call.
     import pandas as pd
 
-    from nightshift import features, training
+    from nightshift import days, features
+    from nightshift.usecase import use_case_of
 
-    use_case = scoring._use_case(settings, USE_CASE)
+    use_case = use_case_of(settings, USE_CASE)
     spine = scoring.spine(settings, use_case, DAY).assign(
-        **{training.EVENT_TIMESTAMP: pd.Timestamp(features.end_of_day(DAY))})
+        **{features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(DAY))})
     per_call = []
     for rows in (min(1_000, len(spine)), len(spine)):
         elapsed = [0.0, 0.0]

@@ -9,7 +9,7 @@ What is measured: a spine of ``--spine`` rows (default 5,000,000: ``customer_id`
 spine as a pandas DataFrame already in memory and ending with a pandas DataFrame:
 
 * **nightshift**: ``FeatureStore.get_historical_features(entity_df=spine, features=churn_v1).to_df()``
-  on ``nightshift.feast_offline.AsofDuckDBOfflineStore``, in a Feast repo built in code;
+  on ``nightshift.features.offline.AsofDuckDBOfflineStore``, in a Feast repo built in code;
 * **hand-written**: one DuckDB query, ``asof left join`` of each table on ``customer_id`` and
   ``event_timestamp >= feature_timestamp``, features nulled when older than the ttl, fetched to Arrow
   and converted to pandas.
@@ -306,7 +306,7 @@ def _make_store(workdir: Path) -> Any:
             project="bench_training_set",
             provider="local",
             registry=str(repo_path / "registry.db"),
-            offline_store={"type": "nightshift.feast_offline.AsofDuckDBOfflineStore"},
+            offline_store={"type": "nightshift.features.offline.AsofDuckDBOfflineStore"},
             online_store={"type": "sqlite", "path": str(repo_path / "online_store.db")},
             entity_key_serialization_version=3,
             repo_path=repo_path,
@@ -348,7 +348,7 @@ def _make_store(workdir: Path) -> Any:
 
 def _nightshift(store: Any, spine: Any, phases: dict[str, list[float]]) -> Any:
     """``get_historical_features(...).to_df()``; the ASOF query (with the reorder) timed inside ``to_df``."""
-    from nightshift.feast_offline import AsofRetrievalJob
+    from nightshift.features.offline import AsofRetrievalJob
 
     query: list[float] = [0.0, 0.0]
     AsofRetrievalJob._to_arrow_internal = timed(AsofRetrievalJob._to_arrow_internal, query)

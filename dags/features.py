@@ -17,7 +17,7 @@ hand / backfill for logical date **D**:
    sample of the day's entities, records them in `monitoring.feature_skew`, fails loudly above
    the use case's threshold, and emits `features/<use case>`.
 
-Code: `plugins/nightshift/features.py`; models: `dbt/`; definitions: `feature_repo/`.
+Code: `plugins/nightshift/features/` (`store`, `readiness`, `skew`, `dbt_project`); models: `dbt/`; definitions: `feature_repo/`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, task
-from nightshift.assets import features_asset, raw_asset
-from nightshift.dbt_tasks import dbt_task_group
+from nightshift.airflow.assets import features_asset, raw_asset
+from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.settings import Settings
 from nightshift.usecase import all_sources, load_use_cases
 
@@ -51,11 +51,11 @@ with DAG(
         """D, once every source has an ingested partition for it."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from nightshift import features
+        from nightshift import days, features
 
         settings = Settings.from_env()
         try:
-            day = features.resolve_day(settings, features.candidate_days(ds, triggering_asset_events))
+            day = features.resolve_day(settings, days.candidate_days(ds, triggering_asset_events))
         except features.FeatureDataMissing as exc:
             raise AirflowFailException(str(exc)) from exc
         features.prepare_dbt_tables(settings)

@@ -13,7 +13,7 @@ For logical date **D** (one run per day; backfill any range from the UI or with
    fails the run, writes nothing and leaves the file untouched: fix the file, clear the task.
 
 Re-running D replaces exactly D's partitions. On success each source emits `raw/<source>`.
-Code: `plugins/nightshift/ingest.py`.
+Code: `plugins/nightshift/ingest/` (`loading`, `validation`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, TaskGroup, task
 
-from nightshift.assets import raw_asset
+from nightshift.airflow.assets import raw_asset
 from nightshift.settings import Settings
 from nightshift.usecase import all_sources, load_use_cases
 

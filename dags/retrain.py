@@ -18,7 +18,7 @@ never race.
    reasons, trigger and feature service; moves `champion` only when the gate passed; appends
    the decision to `meta.model_promotions`.
 
-Code: `plugins/nightshift/retrain.py` (steps), `training.py`, `evaluation.py`, `registry.py`.
+Code: `plugins/nightshift/modeling/` (`retrain`: the steps; `training`, `evaluation`, `registry`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
-from nightshift.assets import retrain_request_asset
+from nightshift.airflow.assets import retrain_request_asset
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -53,7 +53,7 @@ for use_case_name, use_case in USE_CASES.items():
         @task
         def train(name: str, ds: str | None = None, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
             """Train and log a challenger; returns its MLflow run id."""
-            from nightshift import retrain
+            from nightshift.modeling import retrain
 
             return retrain.train_challenger(
                 Settings.from_env(), name, retrain.run_date_of(ds), retrain.trigger_of(dag_run.run_type)
@@ -62,7 +62,7 @@ for use_case_name, use_case in USE_CASES.items():
         @task
         def evaluate(name: str, trained: dict) -> dict:
             """The gate report of the challenger against the champion."""
-            from nightshift import retrain
+            from nightshift.modeling import retrain
 
             report = retrain.evaluate_challenger(Settings.from_env(), name, trained["run_id"])
             print(retrain.gate_summary(report))
@@ -71,7 +71,7 @@ for use_case_name, use_case in USE_CASES.items():
         @task(pool="model_registry")
         def register(name: str, trained: dict, verdict: dict, dag_run=None) -> dict:  # noqa: ANN001
             """Register the version; move `champion` only on a pass; audit the decision."""
-            from nightshift import retrain
+            from nightshift.modeling import retrain
 
             return retrain.register_challenger(
                 Settings.from_env(), name, trained["run_id"], retrain.trigger_of(dag_run.run_type), dag_run.run_id

@@ -7,7 +7,7 @@ audit trail) and `force`. A version that failed its gate is refused unless `forc
 refusal is audited too. Every move is a row in `meta.model_promotions`.
 
 The same from a shell: `nightshift rollback --use-case churn --to previous --reason "..."`.
-Code: `plugins/nightshift/registry.py` (`rollback`).
+Code: `plugins/nightshift/modeling/registry.py` (`rollback`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ with DAG(
         """Move `champion` to the requested version, or refuse (audited) and fail."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from nightshift import registry
-        from nightshift.retrain import use_case_of
+        from nightshift.modeling import registry
+        from nightshift.usecase import use_case_of
 
         settings = Settings.from_env()
         try:

@@ -24,7 +24,7 @@ run has not (and skips, saying so, while D's features have not landed).
 5. **shadow** scores the `challenger` alias, when one exists, into `predictions.shadow`
    (comparison only; nothing downstream reads it).
 
-Code: `plugins/nightshift/scoring.py`; marts: `dbt/models/marts/`.
+Code: `plugins/nightshift/scoring/` (`planning`, `shards`, `publishing`); marts: `dbt/models/marts/`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
-from nightshift.assets import features_asset, predictions_asset
-from nightshift.dbt_tasks import dbt_task_group
+from nightshift.airflow.assets import features_asset, predictions_asset
+from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -69,10 +69,10 @@ for use_case_name in USE_CASES:
             """The champion version, its feature service and the shard count for D."""
             from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-            from nightshift import features, scoring
+            from nightshift import days, features, scoring
 
             settings = Settings.from_env()
-            day = features.candidate_days(ds, triggering_asset_events, key="feature_date")[0]
+            day = days.candidate_days(ds, triggering_asset_events, key="feature_date")[0]
             scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
             try:
                 scoring_plan = scoring.plan(settings, name, day)

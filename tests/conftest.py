@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.runs import airflow_environment, ensure_metadata_db
+from nightshift.airflow.runs import airflow_environment, ensure_metadata_db
 from nightshift.settings import PROJECT_ROOT, Settings
 
 
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import os
     import tempfile
 
-    from nightshift.runs import airflow_environment
+    from nightshift.airflow.runs import airflow_environment
 
     home = Path(tempfile.mkdtemp(prefix="nightshift-pytest-airflow-"))
     for key, value in airflow_environment(home).items():
@@ -74,7 +74,7 @@ class AirflowHarness:
 
     def run(self, dag_id: str, start: date, days: int = 1, rerun: bool = True, conf: dict | None = None) -> dict[date, str]:
         """Run ``dag_id`` for ``days`` days from ``start``; returns the state of each day's run."""
-        cmd = [sys.executable, "-m", "nightshift.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
+        cmd = [sys.executable, "-m", "nightshift.airflow.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
         if conf is not None:
             cmd += ["--conf", json.dumps(conf)]
         proc = subprocess.run(cmd + (["--rerun"] if rerun else []), env=self.env, capture_output=True, text=True)

@@ -19,9 +19,9 @@ from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, File
 from feast.types import Float64, Int64, String
 from feast.value_type import ValueType
 
-ASOF_OFFLINE_STORE = {"type": "nightshift.feast_offline.AsofDuckDBOfflineStore"}
+ASOF_OFFLINE_STORE = {"type": "nightshift.features.offline.AsofDuckDBOfflineStore"}
 STOCK_DUCKDB_OFFLINE_STORE = {"type": "duckdb"}
-CHUNKED_ENGINE = {"type": "nightshift.feast_engine.ChunkedLocalComputeEngine", "chunk_days": 7}
+CHUNKED_ENGINE = {"type": "nightshift.features.engine.ChunkedLocalComputeEngine", "chunk_days": 7}
 
 # The profile view's lookback: rows older than this before the entity timestamp are invisible.
 PROFILE_TTL = timedelta(days=5)

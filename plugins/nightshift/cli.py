@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     retrain.add_argument("--run-date", type=date.fromisoformat, default=None)
     args = parser.parse_args(argv)
 
-    from nightshift import registry
-    from nightshift.retrain import use_case_of
+    from nightshift.modeling import registry
+    from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
 
     settings = Settings.from_env()
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         trail = registry.audit_trail(settings, args.use_case)
         print(trail.to_string(index=False) if len(trail) else f"no promotions recorded for {args.use_case}")
         return 0
-    from nightshift import retrain as retraining
+    from nightshift.modeling import retrain as retraining
 
     result = retraining.retrain(settings, args.use_case, args.run_date or retraining.run_date_of(None), "manual")
     print(json.dumps({k: v for k, v in result.items() if k != "report"}, default=str))

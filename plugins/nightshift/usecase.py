@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from nightshift.settings import Settings
 
 
 class ConfigError(ValueError):
@@ -44,9 +47,9 @@ class UseCase:
     thresholds: dict[str, Any] = field(default_factory=dict)
     #: The MLflow registered model; ``models:/<model_name>@champion`` is what scoring reads.
     model_name: str = ""
-    #: How a challenger is trained: window, splits, LightGBM parameters (nightshift.training).
+    #: How a challenger is trained: window, splits, LightGBM parameters (nightshift.modeling.training).
     training: dict[str, Any] = field(default_factory=dict)
-    #: The evaluation gate's checks and thresholds (nightshift.evaluation).
+    #: The evaluation gate's checks and thresholds (nightshift.modeling.evaluation).
     gate: dict[str, Any] = field(default_factory=dict)
     #: Nightly scoring: shards, chunk size, score bands (nightshift.scoring).
     scoring: dict[str, Any] = field(default_factory=dict)
@@ -115,3 +118,11 @@ def all_sources(use_cases: dict[str, UseCase]) -> dict[str, SourceConfig]:
                 )
             merged[name] = source
     return merged
+
+
+def use_case_of(settings: Settings, name: str) -> UseCase:
+    """The use case called ``name`` in the settings' config directory."""
+    use_cases = load_use_cases(settings.config_dir)
+    if name not in use_cases:
+        raise KeyError(f"no use case {name!r} in {settings.config_dir} (have {sorted(use_cases)})")
+    return use_cases[name]

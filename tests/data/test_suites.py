@@ -10,10 +10,10 @@ from pathlib import Path
 import great_expectations as gx
 import pytest
 
-from nightshift.datagen import BAD_INPUT_CLASSES, SOURCES, DatagenSpec, generate
+from nightshift.demo.churn_data import BAD_INPUT_CLASSES, SOURCES, DatagenSpec, generate
 from nightshift.settings import PROJECT_ROOT
 from nightshift.usecase import all_sources, load_use_cases
-from nightshift.validation import Suite, read_batch, validate_batch
+from nightshift.ingest.validation import Suite, read_batch, validate_batch
 
 SUITES = sorted((PROJECT_ROOT / "expectations").glob("*.json"))
 NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)

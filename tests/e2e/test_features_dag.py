@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from nightshift import features
-from nightshift.datagen import DatagenSpec, write_landing
+from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
 from tests.conftest import AirflowHarness
 

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from nightshift.datagen import DatagenSpec, batch_file_name, generate
+from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate
 from nightshift.landing import Landing
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse
 from tests.conftest import AirflowHarness

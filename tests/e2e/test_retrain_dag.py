@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nightshift import registry, retrain
-from nightshift.datagen import DatagenSpec
+from nightshift.modeling import registry, retrain
+from nightshift.demo.churn_data import DatagenSpec
 from nightshift.warehouse import PREDICTIONS
 from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 from tests.unit.test_features import World, build_world

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.datagen import DatagenSpec, write_landing
+from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.warehouse import FEATURE_SKEW, VALIDATION_RUNS, Warehouse
 from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 

@@ -2,7 +2,7 @@
 
 The story (``synthetic_training_set``): churn rises with support tickets and days since last
 activity, falls with sessions, is higher on the basic plan; regions and channels do not matter.
-Models are trained with ``nightshift.training`` exactly as the retrain DAG trains them; only the
+Models are trained with ``nightshift.modeling.training`` exactly as the retrain DAG trains them; only the
 data they see is sabotaged, never the gate.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift import evaluation, training
+from nightshift.modeling import evaluation, inputs, training
 from nightshift.settings import PROJECT_ROOT
 from nightshift.usecase import UseCase, load_use_case
 
@@ -79,7 +79,7 @@ def fit(data: pd.DataFrame, use_case: UseCase, features: list[str] = FEATURES, l
 
 
 def scorer(model, use_case: UseCase):
-    return lambda frame: training.predict(model, frame, use_case.training["categorical"])
+    return lambda frame: inputs.predict(model, frame, use_case.training["categorical"])
 
 
 def judge(data: pd.DataFrame, use_case: UseCase, challenger, champion=None, gate: dict | None = None):

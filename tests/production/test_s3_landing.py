@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.datagen import DatagenSpec, write_landing
+from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.ingest import ingest_batch
 from nightshift.landing import Landing
 from nightshift.settings import Settings

@@ -1,4 +1,4 @@
-"""Unit tests of the synthetic data generator (nightshift.datagen).
+"""Unit tests of the synthetic data generator (nightshift.demo.churn_data).
 
 The expected headers, vocabularies and ranges are written out here on purpose, not imported
 from the module: they are a contract with the validation suites, and a test that reads them
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nightshift.datagen import (
+from nightshift.demo.churn_data import (
     BAD_INPUT_CLASSES,
     SOURCES,
     DatagenSpec,
@@ -349,7 +349,7 @@ def test_main_writes_to_the_landing_from_flag_or_environment(
 
 
 def test_import_is_light() -> None:
-    code = "import sys, nightshift.datagen; sys.exit(bool({'numpy', 'pandas'} & set(sys.modules)))"
+    code = "import sys, nightshift.demo.churn_data; sys.exit(bool({'numpy', 'pandas'} & set(sys.modules)))"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "plugins")}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from nightshift import feast_engine
-from nightshift.feast_engine import chunk_bounds as engine_chunk_bounds
+from nightshift.features import engine as feast_engine
+from nightshift.features.engine import chunk_bounds as engine_chunk_bounds
 from tests.feast_helpers import (
     ASOF_OFFLINE_STORE,
     CHUNKED_ENGINE,

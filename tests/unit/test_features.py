@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nightshift import features
-from nightshift.datagen import DatagenSpec, write_landing
+from nightshift import days, features
+from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.ingest import configured_source, ingest_batch
 from nightshift.settings import Settings
 from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
@@ -77,7 +77,7 @@ def customers_on(world: World, day: date) -> list[int]:
 
 def spine(customer_ids: list[int], day: date) -> pd.DataFrame:
     """Entity rows asking for each customer's features as known at the end of ``day``."""
-    return pd.DataFrame({"customer_id": customer_ids, "event_timestamp": pd.Timestamp(features.end_of_day(day))})
+    return pd.DataFrame({"customer_id": customer_ids, "event_timestamp": pd.Timestamp(days.end_of_day(day))})
 
 
 # --- apply ------------------------------------------------------------------------------
@@ -297,10 +297,10 @@ def test_candidate_days_come_from_triggering_events_latest_first() -> None:
         "raw/customers": [FakeEvent({"batch_date": "2026-01-02"}), FakeEvent({"batch_date": "2026-01-03"})],
         "raw/activity": [FakeEvent({"batch_date": "2026-01-02"}), FakeEvent({})],
     }
-    assert features.candidate_days(None, events) == [date(2026, 1, 3), date(2026, 1, 2)]
-    assert features.candidate_days("2026-01-05", {}) == [date(2026, 1, 5)]
+    assert days.candidate_days(None, events) == [date(2026, 1, 3), date(2026, 1, 2)]
+    assert days.candidate_days("2026-01-05", {}) == [date(2026, 1, 5)]
     with pytest.raises(ValueError, match="neither a logical date"):
-        features.candidate_days(None, {})
+        days.candidate_days(None, {})
 
 
 def test_resolve_day_takes_the_latest_day_every_source_finished(world: World) -> None:

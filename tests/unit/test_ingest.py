@@ -11,7 +11,7 @@ from nightshift.ingest import BatchMissing, batch_deadline, batch_landed, ingest
 from nightshift.landing import Landing
 from nightshift.settings import Settings
 from nightshift.usecase import SourceConfig
-from nightshift.validation import BatchRejected
+from nightshift.ingest.validation import BatchRejected
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse, WarehouseError
 from tests.conftest import csv_bytes
 from tests.unit.test_validation import HEADER, good_row, with_value

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift import cli, registry, retrain
+from nightshift import cli
+from nightshift.modeling import registry, retrain
 from nightshift.settings import Settings
 
 USE_CASE = "churn"

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from nightshift import features, registry, scoring, training
-from nightshift.retrain import use_case_of
+from nightshift import features, scoring
+from nightshift.modeling import inputs, registry
+from nightshift.usecase import use_case_of
 from nightshift.settings import Settings
 from nightshift.warehouse import (
     PREDICTION_ERRORS, PREDICTIONS, SHADOW_PREDICTIONS, PartitionWrite, Warehouse, raw_table,
@@ -45,7 +46,7 @@ def register_model(settings: Settings, alias: str, extra_feature: str | None = N
     labels = (frame["sessions_28d"].fillna(0) < frame["sessions_28d"].median()).astype(int)
     categorical = use_case.training["categorical"]
     booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": seed, "min_data_in_leaf": 5},
-                        lgb.Dataset(training.model_input(frame, names, categorical), labels), 20)
+                        lgb.Dataset(inputs.model_input(frame, names, categorical), labels), 20)
     client = registry.connect(settings)
     experiment = registry.ensure_experiment(settings, use_case)
     with mlflow.start_run(experiment_id=experiment) as run:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.validation import REASONS, ROW_NUMBER, BatchRejected, Suite, ValidationOutcome, read_batch, validate_batch
+from nightshift.ingest.validation import REASONS, ROW_NUMBER, BatchRejected, Suite, ValidationOutcome, read_batch, validate_batch
 from tests.conftest import csv_bytes
 
 DAY = date(2026, 1, 3)
@@ -189,7 +189,7 @@ def test_invariant_violation_is_refused() -> None:
 
 
 def test_generated_batches_with_every_bad_class_lose_no_row(expectations_dir: Path) -> None:
-    from nightshift.datagen import BAD_INPUT_CLASSES, DatagenSpec, generate
+    from nightshift.demo.churn_data import BAD_INPUT_CLASSES, DatagenSpec, generate
 
     spec = DatagenSpec(customers=300, start=DAY, days=2, seed=3, bad_rates={c: 0.02 for c in BAD_INPUT_CLASSES})
     seen_reasons: set[str] = set()

@@ -117,11 +117,11 @@ def run_days(dag_id: str, days: list[date], rerun: bool = False, conf: dict | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nightshift.runs DAG_ID --start YYYY-MM-DD --days N [--rerun]``.
+    """``python -m nightshift.airflow.runs DAG_ID --start YYYY-MM-DD --days N [--rerun]``.
 
     Prints one line per day (``<day> <state> <run_id>``); exits 1 if any run failed.
     """
-    parser = argparse.ArgumentParser(prog="python -m nightshift.runs", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nightshift.airflow.runs", description=main.__doc__)
     parser.add_argument("dag_id")
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--days", type=int, default=1)

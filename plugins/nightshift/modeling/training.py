@@ -3,8 +3,8 @@
 The training set is built only from what was known at each snapshot: features through
 :func:`nightshift.features.training_frame` (the same Feast path scoring uses) and labels whose
 outcome window had closed, from cancellations that had landed, by the run date. This module
-never talks to MLflow (see :mod:`nightshift.registry`) and never decides a promotion (see
-:mod:`nightshift.evaluation`).
+never talks to MLflow (see :mod:`nightshift.modeling.registry`) and never decides a promotion (see
+:mod:`nightshift.modeling.evaluation`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from nightshift.features.store import EVENT_TIMESTAMP
+from nightshift.modeling.inputs import model_input
 from nightshift.settings import Settings
 from nightshift.usecase import UseCase
 
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
 #: Columns of a training set besides the features.
 LABEL = "label"
 SNAPSHOT_DATE = "snapshot_date"
-EVENT_TIMESTAMP = "event_timestamp"
 SPLITS = ("train", "valid", "holdout")
 
 
@@ -69,7 +70,7 @@ def label_spine(settings: Settings, use_case: UseCase, window: TrainingWindow) -
     """
     import pandas as pd
 
-    from nightshift.features import end_of_day
+    from nightshift.days import end_of_day
     from nightshift.warehouse import Warehouse, WarehouseError, raw_table
 
     key = use_case.entity_key
@@ -146,23 +147,6 @@ def assign_splits(frame: pd.DataFrame, use_case: UseCase) -> pd.Series:
     return split
 
 
-def model_input(frame: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
-    """The model's input matrix: ``features`` in order, categorical ones as pandas categories.
-
-    Training and scoring both call this, so a column is typed the same way on both sides;
-    LightGBM maps category values by name (stored in the model), not by code.
-    """
-    import pandas as pd
-
-    matrix = frame[features].copy()
-    for column in features:
-        if column in categorical:
-            matrix[column] = matrix[column].astype("string").astype("category")
-        else:
-            matrix[column] = pd.to_numeric(matrix[column], errors="coerce").astype("float64")
-    return matrix
-
-
 def train_model(
     frame: pd.DataFrame, split: pd.Series, features: list[str], use_case: UseCase
 ) -> lgb.Booster:
@@ -188,9 +172,3 @@ def train_model(
         valid_names=["valid"],
         callbacks=[lgb.early_stopping(int(config.get("early_stopping_rounds", 50)), verbose=False)],
     )
-
-
-def predict(model: lgb.Booster, frame: pd.DataFrame, categorical: list[str]) -> Any:
-    """Churn probabilities for ``frame``'s rows, using the model's own feature list."""
-    features = model.feature_name()
-    return model.predict(model_input(frame, features, [c for c in categorical if c in features]))

@@ -814,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: generate a data set and write it to a landing zone."""
     defaults = DatagenSpec()
     parser = argparse.ArgumentParser(
-        prog="python -m nightshift.datagen",
+        prog="python -m nightshift.demo.churn_data",
         description="Write deterministic synthetic churn data (customers, activity, cancellations) "
         "to a landing zone.",
     )

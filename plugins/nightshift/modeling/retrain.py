@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nightshift.settings import Settings
-from nightshift.usecase import UseCase, load_use_cases
+from nightshift.usecase import UseCase, use_case_of
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -29,14 +29,6 @@ GATE_MARKDOWN = "gate/gate_report.md"
 #: Rows of training features kept as the drift reference.
 REFERENCE_ROWS = 20_000
 TRIGGERS = ("schedule", "drift", "manual")
-
-
-def use_case_of(settings: Settings, name: str) -> UseCase:
-    """The use case called ``name`` in the settings' config directory."""
-    use_cases = load_use_cases(settings.config_dir)
-    if name not in use_cases:
-        raise KeyError(f"no use case {name!r} in {settings.config_dir} (have {sorted(use_cases)})")
-    return use_cases[name]
 
 
 def run_date_of(ds: str | None) -> date:
@@ -64,7 +56,8 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
     """
     import mlflow
 
-    from nightshift import evaluation, features, registry, training
+    from nightshift import features
+    from nightshift.modeling import evaluation, inputs, registry, training
 
     use_case = use_case_of(settings, use_case_name)
     registry.connect(settings)
@@ -100,7 +93,7 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
         model = training.train_model(frame, frame["split"], feature_list, use_case)
         _log_training(frame, model, feature_list, categorical, config)
         holdout = frame[frame["split"] == "holdout"].drop(columns="split")
-        model_input = training.model_input(holdout, feature_list, categorical)
+        model_input = inputs.model_input(holdout, feature_list, categorical)
         holdout_scores = model.predict(model_input)
         _log_evaluation_plots(holdout[training.LABEL].to_numpy(), holdout_scores, model)
         _log_frame(holdout, HOLDOUT_ARTIFACT)
@@ -112,7 +105,7 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
             input_example=model_input.head(5),
             # The lock pins these; naming them spares MLflow a pip-inference subprocess (~4 s).
             pip_requirements=_model_requirements(),
-            # Nightshift loads the booster natively and types columns with training.model_input;
+            # Nightshift loads the booster natively and types columns with inputs.model_input;
             # MLflow's JSON serving check would hand the categorical columns over as plain strings.
             validate_serving_input=False,
         )
@@ -131,7 +124,7 @@ def _model_requirements() -> list[str]:
 def _log_training(frame: pd.DataFrame, model: lgb.Booster, features: list[str], categorical: list[str], config: dict) -> None:
     import mlflow
 
-    from nightshift import training
+    from nightshift.modeling import training
 
     mlflow.log_params({f"lgbm.{k}": v for k, v in config.get("params", {}).items()})
     mlflow.log_params({
@@ -193,7 +186,7 @@ def _reference_sample(frame: pd.DataFrame, holdout_scores: Any, features: list[s
     """Training features (a seeded sample) and the holdout's features with their scores."""
     import pandas as pd
 
-    from nightshift import training
+    from nightshift.modeling import training
 
     seed = int(use_case.training.get("seed", 42))
     train = frame[frame["split"] == "train"]
@@ -240,7 +233,8 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
     """
     import mlflow
 
-    from nightshift import evaluation, features, registry, training
+    from nightshift import features
+    from nightshift.modeling import evaluation, inputs, registry, training
 
     use_case = use_case_of(settings, use_case_name)
     client = registry.connect(settings)
@@ -268,13 +262,13 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
                 if champion_service != use_case.feature_service:
                     # the same rows, read through the service the champion was trained on
                     frame = features.training_frame(
-                        settings, champion_service, frame[[use_case.entity_key, training.EVENT_TIMESTAMP]]
+                        settings, champion_service, frame[[use_case.entity_key, features.EVENT_TIMESTAMP]]
                     )
-                return training.predict(champion, frame, categorical)
+                return inputs.predict(champion, frame, categorical)
 
         report = evaluation.gate(
             holdout, labels,
-            lambda frame: training.predict(challenger, frame, categorical),
+            lambda frame: inputs.predict(challenger, frame, categorical),
             champion_score,
             rows, positives, use_case.gate, use_case.entity_key,
             champion_version=None if current is None else str(current.version),
@@ -312,7 +306,7 @@ def register_challenger(
 ) -> dict[str, Any]:
     """Register the run's model (every trained challenger gets a version), tag it with the gate's
     verdict, and move ``champion`` to it only when the gate passed. Every outcome is audited."""
-    from nightshift import registry
+    from nightshift.modeling import registry
 
     use_case = use_case_of(settings, use_case_name)
     client = registry.connect(settings)

@@ -2,7 +2,7 @@
 
 Stock ``materialize`` loads the whole window at once and runs out of memory on long windows
 (Feast issue 6307). This engine, named in ``feature_store.yaml`` as
-``batch_engine: {type: nightshift.feast_engine.ChunkedLocalComputeEngine, chunk_days: 7}``,
+``batch_engine: {type: nightshift.features.engine.ChunkedLocalComputeEngine, chunk_days: 7}``,
 splits each feature view's window into chunks and runs each chunk with Feast's own local
 compute plan (pull from the offline store -> latest row per key -> ``online_write_batch``),
 so peak memory follows the chunk, not the window, and per-chunk semantics are Feast's.
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 class ChunkedLocalComputeEngineConfig(FeastConfigBaseModel):
-    type: StrictStr = "nightshift.feast_engine.ChunkedLocalComputeEngine"
+    type: StrictStr = "nightshift.features.engine.ChunkedLocalComputeEngine"
     backend: Optional[str] = None
     chunk_days: float = 7.0
     # align chunk boundaries to multiples of chunk size since epoch (stable boundaries across reruns)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nightshift.landing import LandedFile, Landing, batch_id
 from nightshift.settings import Settings
 from nightshift.usecase import SourceConfig, all_sources, load_use_cases
-from nightshift.validation import (
+from nightshift.ingest.validation import (
     BatchRejected,
     Suite,
     ValidationOutcome,

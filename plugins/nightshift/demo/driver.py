@@ -30,10 +30,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nightshift.datagen import DatagenSpec, batch_file_name, generate, write_landing
-from nightshift import registry
+from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate, write_landing
+from nightshift.modeling import registry
 from nightshift.landing import Landing
-from nightshift.runs import airflow_environment, ensure_metadata_db
+from nightshift.airflow.runs import airflow_environment, ensure_metadata_db
 from nightshift.settings import Settings
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse
 
@@ -91,7 +91,7 @@ def land_fixed_file(settings: Settings, spec: DatagenSpec) -> None:
 
 def _run(dag_id: str, start: date, days: int, env: dict[str, str], rerun: bool = False,
          conf: dict | None = None) -> dict[date, str]:
-    cmd = [sys.executable, "-m", "nightshift.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
+    cmd = [sys.executable, "-m", "nightshift.airflow.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
     cmd += ["--rerun"] if rerun else []
     cmd += ["--conf", json.dumps(conf)] if conf is not None else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -4,7 +4,7 @@ Stock Feast retrieval is the bottleneck of training and nightly scoring here (1M
 against a 6M-row feature table: 43 s / 10 GB with the DuckDB store, 229 s / 23 GB with the
 file store). This store answers ``FeatureStore.get_historical_features`` with one DuckDB
 query per call, so that API stays the only way features are read. Named in
-``feature_repo/feature_store.yaml`` as ``type: nightshift.feast_offline.AsofDuckDBOfflineStore``
+``feature_repo/feature_store.yaml`` as ``type: nightshift.features.offline.AsofDuckDBOfflineStore``
 (Feast looks up ``AsofDuckDBOfflineStoreConfig`` in this module).
 
 Semantics are Feast's, checked row for row against the stock stores by the tests:
@@ -86,7 +86,7 @@ class AsofDuckDBOfflineStoreConfig(FeastConfigBaseModel):
     knows short names from its built-in OFFLINE_STORE_CLASS_FOR_TYPE table.
     """
 
-    type: StrictStr = "nightshift.feast_offline.AsofDuckDBOfflineStore"
+    type: StrictStr = "nightshift.features.offline.AsofDuckDBOfflineStore"
     threads: Optional[int] = None
     memory_limit: Optional[str] = None
     temp_directory: Optional[str] = None

@@ -1,0 +1,38 @@
+"""Features: the dbt feature tables served through Feast, to training, scoring and the online store.
+
+The public entry points of the stage; each lives in the module named beside it.
+"""
+
+from nightshift.features.dbt_project import (
+    DBT_FEATURES_BUILD,
+    DBT_PROJECT,
+    DBT_SCORING_BUILD,
+    DbtFailed,
+    external_tables,
+    prepare_dbt_tables,
+    publish_dbt_tables,
+    run_dbt,
+)
+from nightshift.features.readiness import check_features_ready, resolve_day
+from nightshift.features.skew import SkewDetected, SkewReport, check_skew
+from nightshift.features.store import (
+    EVENT_TIMESTAMP,
+    FEATURE_REPO,
+    FeatureDataMissing,
+    MaterializeResult,
+    apply_definitions,
+    feature_names,
+    feature_store,
+    materialize,
+    parse_definitions,
+    training_frame,
+    validate_schemas,
+)
+
+__all__ = [
+    "DBT_FEATURES_BUILD", "DBT_PROJECT", "DBT_SCORING_BUILD", "EVENT_TIMESTAMP", "FEATURE_REPO", "DbtFailed",
+    "FeatureDataMissing", "MaterializeResult", "SkewDetected", "SkewReport", "apply_definitions",
+    "check_features_ready", "check_skew", "external_tables", "feature_names", "feature_store", "materialize",
+    "parse_definitions", "prepare_dbt_tables", "publish_dbt_tables", "resolve_day", "run_dbt", "training_frame",
+    "validate_schemas",
+]

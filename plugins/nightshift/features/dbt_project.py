@@ -1,0 +1,81 @@
+"""The dbt project outside Airflow: where its external tables live, publishing them, running dbt.
+
+The ``features`` and ``score`` DAGs run dbt through Cosmos (:mod:`nightshift.airflow.dbt_tasks`);
+this module serves tests and a data team's shell, and makes the tables dbt wrote queryable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nightshift.settings import PROJECT_ROOT, Settings
+
+DBT_PROJECT = PROJECT_ROOT / "dbt"
+#: dbt models tagged `scoring` (marts) are built by the score DAG; the features DAG builds the rest.
+DBT_FEATURES_BUILD = ["build", "--exclude", "tag:scoring"]
+DBT_SCORING_BUILD = ["build", "--select", "tag:scoring"]
+
+
+#: dbt model folders whose models are external Parquet tables in the embedded profile.
+EXTERNAL_SCHEMAS = ("features", "marts")
+
+
+def external_tables(project_dir: Path = DBT_PROJECT) -> list[str]:
+    """``schema.model`` of every dbt model written as an external table (features and marts)."""
+    return [
+        f"{schema}.{model.stem}"
+        for schema in EXTERNAL_SCHEMAS
+        for model in sorted((project_dir / "models" / schema).glob("*.sql"))
+    ]
+
+
+def prepare_dbt_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> None:
+    """Create the folder of each external model's Parquet file (embedded profile only).
+
+    dbt-duckdb writes an external model with DuckDB's COPY, which does not create folders.
+    """
+    if settings.profile != "embedded":
+        return
+    for table in external_tables(project_dir):
+        (settings.warehouse_dir / "tables" / Path(*table.split("."))).mkdir(parents=True, exist_ok=True)
+
+
+def publish_dbt_tables(settings: Settings, project_dir: Path = DBT_PROJECT) -> list[str]:
+    """Make each built feature and mart model queryable as ``<schema>.<model>`` in the warehouse
+    catalog (embedded profile: a view over the Parquet file dbt wrote; Postgres has the tables)."""
+    from nightshift.warehouse import DuckDBWarehouse, Warehouse
+
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    tables = [t for t in external_tables(project_dir)
+              if not isinstance(warehouse, DuckDBWarehouse) or t in warehouse.tables()]
+    if isinstance(warehouse, DuckDBWarehouse):
+        warehouse.publish(set(tables))
+    return tables
+
+
+class DbtFailed(RuntimeError):
+    """A dbt command failed; the message carries the end of dbt's output."""
+
+
+def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT) -> str:
+    """``dbt <args>`` on ``project_dir`` with the profile of ``settings``; returns dbt's output.
+
+    For work outside Airflow (tests, a data team's shell); the ``features`` DAG runs dbt through
+    Cosmos instead. Targets and logs go to the state directory, never into the project.
+    """
+    import os
+    import subprocess
+    import sys
+
+    prepare_dbt_tables(settings, project_dir)
+    env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    work = settings.home / "dbt" / project_dir.resolve().name
+    command = [
+        str(Path(sys.executable).parent / "dbt"), *args,
+        "--project-dir", str(project_dir), "--profiles-dir", str(project_dir),
+        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+    ]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DbtFailed(f"dbt {' '.join(args)} failed in {project_dir} (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+    return proc.stdout

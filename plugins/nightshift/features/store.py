@@ -1,0 +1,175 @@
+"""The Feast store of a profile: applying the definitions, materializing, point-in-time reads.
+
+Training and nightly scoring both get features through :func:`training_frame` (Feast's
+historical retrieval, pushed down to DuckDB's ASOF JOIN in the embedded profile by
+:mod:`nightshift.features.offline`), and the online store is filled by :func:`materialize`
+through Feast's batch engine (:mod:`nightshift.features.engine`). No feature is computed
+anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from dataclasses import dataclass
+from datetime import date, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nightshift.days import end_of_day
+from nightshift.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+FEATURE_REPO = PROJECT_ROOT / "feature_repo"
+#: The timestamp column of an entity frame: features are read as of it.
+EVENT_TIMESTAMP = "event_timestamp"
+
+
+class FeatureDataMissing(RuntimeError):
+    """The inputs for the day are not there; the message names the DAG to run first."""
+
+
+
+def feature_store(settings: Settings, repo_path: Path = FEATURE_REPO) -> FeatureStore:
+    """The Feast store of the active profile, with ``${…}`` filled in from ``settings``."""
+    import os
+
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    variables = {**os.environ, **settings.profile_variables()}
+    text = string.Template(settings.feature_store_yaml.read_text()).substitute(variables)
+    config = yaml.safe_load(text)
+    (settings.home / "feast").mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=RepoConfig(repo_path=repo_path, **config), repo_path=str(repo_path))
+
+
+def apply_definitions(settings: Settings, repo_path: Path = FEATURE_REPO) -> list[str]:
+    """``feast apply`` on ``repo_path``; returns the feature views now in the registry.
+
+    Every declared field is checked against its source's columns first, so a definition that
+    names a column no dbt model provides fails here, before the registry changes and before
+    anything is materialized.
+    """
+    from feast.repo_operations import apply_total_with_repo_instance
+
+    store = feature_store(settings, repo_path)
+    repo = parse_definitions(repo_path)
+    validate_schemas(store, repo.feature_views)
+    apply_total_with_repo_instance(store, store.config.project, store.registry, repo, skip_source_validation=False)
+    return sorted(fv.name for fv in store.list_feature_views())
+
+
+def parse_definitions(repo_path: Path) -> Any:
+    """Feast's ``parse_repo`` on ``repo_path``, importing its modules afresh.
+
+    Feast imports repo files as modules named after their path relative to the working
+    directory, so this runs it from inside the repo, and forgets modules of an earlier parse
+    (a test may apply a modified copy of the repo in the same process).
+    """
+    import contextlib
+    import importlib
+    import sys
+
+    from feast.repo_operations import parse_repo
+
+    repo_path = repo_path.resolve()
+    local_modules = {p.stem for p in repo_path.glob("*.py")}
+    for name in local_modules:
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    sys.path.insert(0, str(repo_path))
+    try:
+        with contextlib.chdir(repo_path):
+            return parse_repo(repo_path)
+    finally:
+        sys.path.remove(str(repo_path))
+
+
+def validate_schemas(store: FeatureStore, feature_views: Any) -> None:
+    """Every declared field must be a column of its source.
+
+    Feast itself accepts such a view at apply time and fails only when it is read or
+    materialized; this check makes the mistake fail at apply time, naming the field.
+    """
+    for fv in feature_views:
+        source = fv.batch_source
+        try:
+            columns = {name for name, _ in source.get_table_column_names_and_types(store.config)}
+        except Exception as exc:  # noqa: BLE001 - Feast raises a different type per source kind
+            raise FeatureDataMissing(
+                f"feature view {fv.name!r}: cannot read its source {source.name!r} ({_where(source)}): {exc}. "
+                "Build the feature tables first (the `features` DAG's dbt step, or `dbt build`)"
+            ) from exc
+        wanted = {source.field_mapping.get(f.name, f.name) for f in fv.schema} | {source.timestamp_field}
+        if source.created_timestamp_column:
+            wanted.add(source.created_timestamp_column)
+        wanted |= set(fv.join_keys)
+        missing = sorted(wanted - columns)
+        if missing:
+            raise ValueError(
+                f"feature view {fv.name!r}: field(s) {missing} are not columns of its source {source.name!r} "
+                f"({_where(source)}). Add them to the dbt model or remove them from feature_repo/definitions.py"
+            )
+
+
+def _where(source: Any) -> str:
+    return getattr(source, "path", None) or getattr(source, "query", None) or source.name
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What one materialization did, per feature view."""
+
+    end: str
+    windows: dict[str, tuple[str, str]]
+
+
+def materialize(settings: Settings, day: date, feature_views: list[str] | None = None) -> MaterializeResult:
+    """Fill the online store up to the end of ``day``, incrementally and in chunks.
+
+    Each feature view resumes from where it was last materialized (after a failure: from the
+    last finished chunk); a never-materialized one starts ``ttl`` before the end, which is
+    all the online store can serve anyway.
+    """
+    store = feature_store(settings)
+    end = end_of_day(day)
+    windows = {}
+    for fv in store.list_feature_views():
+        if feature_views is not None and fv.name not in feature_views:
+            continue
+        start = fv.most_recent_end_time or (end - fv.ttl)
+        start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+        if start >= end:
+            windows[fv.name] = (start.isoformat(), start.isoformat())
+            continue
+        store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
+        windows[fv.name] = (start.isoformat(), end.isoformat())
+        log.info("materialized %s from %s to %s", fv.name, start, end)
+    return MaterializeResult(end=end.isoformat(), windows=windows)
+
+
+def training_frame(settings: Settings, feature_service: str, spine: pd.DataFrame) -> pd.DataFrame:
+    """Each feature of ``feature_service`` as it was known at each spine row's ``event_timestamp``.
+
+    Args:
+        spine: the entity key column(s), ``event_timestamp`` and any other columns (a label),
+            which come back unchanged.
+    Returns:
+        The spine with one column per feature, in the spine's row order.
+    """
+    store = feature_store(settings)
+    service = store.get_feature_service(feature_service)
+    return store.get_historical_features(entity_df=spine, features=service).to_df()
+
+
+def feature_names(settings: Settings, feature_service: str) -> list[str]:
+    """The features a service serves, in order (the contract a model is trained against)."""
+    service = feature_store(settings).get_feature_service(feature_service)
+    return [f.name for projection in service.feature_view_projections for f in projection.features]
