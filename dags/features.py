@@ -1,97 +1,98 @@
 """
-### Features: dbt feature models, Feast apply, chunked materialization, skew check
+### Features `<use case>`: dbt models, Feast apply, chunked materialization, skew check
 
-Runs when every landed source has been ingested for a day (Assets `raw/<source>`), or by
-hand / backfill for logical date **D**:
+One DAG per use case (`features_<use case>`). Runs when every source of the use case has been
+ingested for a day (Assets `raw/<source>`), or by hand / backfill for logical date **D**:
 
 1. **check_raw_data** picks D (the logical date, or the latest day the triggering ingest runs
-   completed for every source) and fails, naming D and the `ingest` DAG, if a source has no
-   partition for D.
-2. **dbt** (Cosmos, one task per model, tests after each model) builds staging views and the
-   daily feature tables. A failing dbt test stops the run before anything is materialized;
-   the task's error names the test.
-3. **feast_apply** applies `feature_repo/` (a field no source column provides fails here).
-4. **materialize** fills the online store up to the end of D in time chunks, resuming from
-   the last finished chunk after a failure.
-5. **skew_check_<use case>** compares online values with offline point-in-time values for a
-   sample of the day's entities, records them in `monitoring.feature_skew`, fails loudly above
-   the use case's threshold, and emits `features/<use case>`.
+   completed for every source of the use case) and fails, naming D and the `ingest_<source>`
+   DAGs, if a source has no partition for D.
+2. **dbt** (Cosmos, one task per model, tests after each model) builds the use case's models and
+   their parents (`+tag:<use case>`): staging views, daily feature tables, the population and
+   the label model. A failing dbt test stops the run before anything is materialized; the
+   task's error names the test. Another use case's models are not built here.
+3. **feast_apply** applies `feature_repo/<use case>.py` only (a field no source column
+   provides fails here).
+4. **materialize** fills the online store of the use case's feature views up to the end of D
+   in time chunks, resuming from the last finished chunk after a failure.
+5. **skew_check** compares online values with offline point-in-time values for a sample of
+   the day's population, records them in `monitoring.feature_skew`, fails loudly above the
+   use case's threshold, and emits `features/<use case>`.
+6. **check_start_date** fails a run for a day before the use case's `start_date`.
 
-Code: `plugins/nightshift/features/` (`store`, `readiness`, `skew`, `dbt_project`); models: `dbt/`; definitions: `feature_repo/`.
+Code: `plugins/nightshift/features/` (`store`, `readiness`, `skew`, `dbt_project`); models: `dbt/`;
+definitions: `feature_repo/`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, task
 from nightshift.airflow.assets import features_asset, raw_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
+from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.settings import Settings
-from nightshift.usecase import all_sources, load_use_cases
+from nightshift.usecase import load_use_cases
 
 # Parse-time work is reading the small use-case files and the dbt manifest (built by `make`).
 SETTINGS = Settings.from_env()
 USE_CASES = load_use_cases(SETTINGS.config_dir)
 
-with DAG(
-    dag_id="features",
-    schedule=[raw_asset(source) for source in all_sources(USE_CASES)],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
-    tags=["nightshift", "features"],
-    doc_md=__doc__,
-) as dag:
+for use_case_name, use_case in USE_CASES.items():
+    with DAG(
+        dag_id=f"features_{use_case_name}",
+        schedule=[raw_asset(source) for source in use_case.sources],
+        start_date=dag_start(use_case.start_date),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        tags=["nightshift", "features", use_case_name],
+        doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
+    ):
 
-    @task
-    def check_raw_data(ds: str | None = None, triggering_asset_events: dict | None = None) -> str:
-        """D, once every source has an ingested partition for it."""
-        from airflow.sdk.exceptions import AirflowFailException
+        @task
+        def check_raw_data(name: str, ds: str | None = None, triggering_asset_events: dict | None = None) -> str:
+            """D, once every source of the use case has an ingested partition for it."""
+            from airflow.sdk.exceptions import AirflowFailException
 
-        from nightshift import days, features
+            from nightshift import days, features
+            from nightshift.usecase import use_case_of
 
-        settings = Settings.from_env()
-        try:
-            day = features.resolve_day(settings, days.candidate_days(ds, triggering_asset_events))
-        except features.FeatureDataMissing as exc:
-            raise AirflowFailException(str(exc)) from exc
-        features.prepare_dbt_tables(settings)
-        return day.isoformat()
+            settings = Settings.from_env()
+            try:
+                day = features.resolve_day(settings, use_case_of(settings, name),
+                                           days.candidate_days(ds, triggering_asset_events))
+            except features.FeatureDataMissing as exc:
+                raise AirflowFailException(str(exc)) from exc
+            features.prepare_dbt_tables(settings)
+            return day.isoformat()
 
-    # predictions staging and marts are the score DAG's
-    dbt = dbt_task_group("dbt", SETTINGS, exclude=["tag:scoring"])
+        # the use case's models and their parents; its marts are the score DAG's
+        dbt = dbt_task_group("dbt", SETTINGS, select=[f"+tag:{use_case.dbt_tag}"], exclude=["tag:scoring"])
 
-    @task
-    def feast_apply() -> list[str]:
-        """Apply feature_repo/ to the registry and publish the feature tables; returns the feature views."""
-        from nightshift import features
+        @task
+        def feast_apply(name: str) -> list[str]:
+            """Apply feature_repo/<use case>.py and publish the dbt tables; returns its feature views."""
+            from nightshift import features
 
-        settings = Settings.from_env()
-        features.publish_dbt_tables(settings)
-        return features.apply_definitions(settings)
+            settings = Settings.from_env()
+            features.publish_dbt_tables(settings)
+            return features.apply_definitions(settings, name)
 
-    @task
-    def materialize(day: str) -> dict:
-        """Materialize the online store up to the end of D, in chunks."""
-        from dataclasses import asdict
-        from datetime import date
+        @task
+        def materialize(day: str, views: list[str]) -> dict:
+            """Materialize the use case's feature views up to the end of D, in chunks."""
+            from dataclasses import asdict
+            from datetime import date
 
-        from nightshift import features
+            from nightshift import features
 
-        return asdict(features.materialize(Settings.from_env(), date.fromisoformat(day)))
+            return asdict(features.materialize(Settings.from_env(), date.fromisoformat(day), views))
 
-    day = check_raw_data()
-    materialized = materialize(day)
-    day >> dbt >> feast_apply() >> materialized
-
-    for use_case in USE_CASES:
-
-        @task(task_id=f"skew_check_{use_case}", outlets=[features_asset(use_case)])
+        @task(task_id="skew_check", outlets=[features_asset(use_case_name)])
         def skew_check(name: str, day: str, outlet_events: dict | None = None) -> dict:
-            """Online vs offline point-in-time values for a sample of D's entities."""
+            """Online vs offline point-in-time values for a sample of D's population."""
             from dataclasses import asdict
             from datetime import date
 
@@ -107,4 +108,8 @@ with DAG(
             outlet_events[features_asset(name)].extra = {"feature_date": day}
             return report
 
-        materialized >> skew_check(use_case, day)
+        day = check_raw_data(use_case_name)
+        views = feast_apply(use_case_name)
+        day >> dbt >> views
+        materialize(day, views) >> skew_check(use_case_name, day)
+        start_date_guard(f"features_{use_case_name}", [use_case_name])

@@ -7,12 +7,14 @@ One DAG per use case (`retrain_<use case>`). Runs on the use case's weekly cron
 no catchup, and registry writes go through the one-slot `model_registry` pool, so two promotions
 never race.
 
-1. **train** builds the point-in-time training set through the use case's feature service
-   (labels only where the 30-day outcome had closed by the run date), splits it by time
-   (train, validation for early stopping, most recent days as holdout), trains LightGBM with
-   the configured parameters and seed, and logs everything to an MLflow run.
+1. **train** joins the use case's population to its label model (only labels known by the start
+   of the run date), reads features point-in-time through the feature service, splits by day
+   with purge gaps of the label horizon (train, validation for early stopping, most recent days
+   as holdout), trains LightGBM with the configured objective, parameters and seed, and logs
+   everything to an MLflow run. A label model that breaks its contract fails the task here.
 2. **evaluate** puts the challenger and the current champion through the same gate on the
-   same holdout (floors, improvement, slices, calibration, behavioural and data checks) and
+   same holdout (the task's metrics: floors, improvement, slices, calibration, behavioural and
+   data checks) and
    logs the report (JSON and Markdown) to the run.
 3. **register** registers a version for every trained challenger, tagged with the verdict,
    reasons, trigger and feature service; moves `champion` only when the gate passed; appends
@@ -25,10 +27,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from nightshift.airflow.assets import retrain_request_asset
+from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -42,7 +44,7 @@ for use_case_name, use_case in USE_CASES.items():
             timetable=CronTriggerTimetable(use_case.schedules.get("retrain", "0 3 * * 1"), timezone="UTC"),
             assets=retrain_request_asset(use_case_name),
         ),
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        start_date=dag_start(use_case.start_date),
         catchup=False,
         max_active_runs=1,
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
@@ -79,3 +81,4 @@ for use_case_name, use_case in USE_CASES.items():
 
         trained = train(use_case_name)
         register(use_case_name, trained, evaluate(use_case_name, trained))
+        start_date_guard(f"retrain_{use_case_name}", [use_case_name])

@@ -1,5 +1,5 @@
 """
-### Score: every active customer of day D, by the champion, into `predictions.daily`
+### Score `<use case>`: every entity of day D's population, by the champion, into `predictions.<use case>_daily`
 
 One DAG per use case (`score_<use case>`). Runs when the use case's features are fresh (Asset
 `features/<use case>`), or for any date by hand or as a backfill (`airflow backfill create`, or
@@ -10,31 +10,34 @@ run has not (and skips, saying so, while D's features have not landed).
 1. **plan** resolves `models:/<model>@champion` to one version (pinned for the run), takes its
    feature service from the version's `feature_service` tag and refuses clearly when no model
    has passed the gate, when the model needs features its service does not serve, or when the
-   service has no features for D (run the `features` DAG).
+   service has no features for D (run the `features_<use case>` DAG).
 2. **score_shard** (dynamic task mapping, one task per shard; `scoring.shards` in the use-case
-   file) scores the customers whose stable id hash falls in its shard, chunk by chunk, through
+   file) scores the entities whose stable key hash falls in its shard, chunk by chunk, through
    the same Feast point-in-time path training used.
-3. **publish** gathers the shards, adds decile and band, checks scored + errors = customers, and
-   replaces partition D of `predictions.daily` and `predictions.errors` in one write. It emits
+3. **publish** gathers the shards, adds decile (and band, for a binary task), checks scored +
+   errors = population, and replaces partition D of `predictions.<use case>_daily` and
+   `predictions.<use case>_errors` in one write, with the use case's own key columns. It emits
    `predictions/<use case>`; a backfill's event says so, and monitoring never turns a backfill
    into a retrain request.
-4. **marts** (dbt through Cosmos): `predictions_latest`, `predictions_history`,
-   `score_band_summary`, `model_performance_daily`, with their tests. A run with the param
+4. **marts** (dbt through Cosmos): `<use case>_predictions_latest`, `_predictions_history`,
+   `_score_summary`, `_model_performance_daily` (realized, from the label model), with tests. A run with the param
    `build_marts: false` skips them (a long backfill rebuilds them on its last day only).
-5. **shadow** scores the `challenger` alias, when one exists, into `predictions.shadow`
+5. **shadow** scores the `challenger` alias, when one exists, into `predictions.<use case>_shadow`
    (comparison only; nothing downstream reads it).
 
-Code: `plugins/nightshift/scoring/` (`planning`, `shards`, `publishing`); marts: `dbt/models/marts/`.
+6. **check_start_date** fails a run for a day before the use case's `start_date`.
+
+Code: `plugins/nightshift/scoring/` (`planning`, `shards`, `publishing`); marts: `dbt/models/marts/<use case>/`.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 from nightshift.airflow.assets import features_asset, predictions_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
+from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -42,7 +45,7 @@ from nightshift.usecase import load_use_cases
 SETTINGS = Settings.from_env()
 USE_CASES = load_use_cases(SETTINGS.config_dir)
 
-for use_case_name in USE_CASES:
+for use_case_name, use_case in USE_CASES.items():
     with DAG(
         dag_id=f"score_{use_case_name}",
         # Nightly on fresh features; the daily interval gives backfills their dates (a scheduled
@@ -50,12 +53,12 @@ for use_case_name in USE_CASES:
         schedule=AssetOrTimeSchedule(
             timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=features_asset(use_case_name)
         ),
-        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-        catchup=False,
+        start_date=dag_start(use_case.start_date),
+        catchup=use_case.catchup,
         max_active_runs=2,
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
         tags=["nightshift", "score", use_case_name],
-        doc_md=__doc__,
+        doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
         params={
             "build_marts": Param(True, type="boolean",
                                  description="rebuild the dbt marts after publishing (a long backfill can "
@@ -93,7 +96,7 @@ for use_case_name in USE_CASES:
 
         @task(max_active_tis_per_dagrun=8)
         def score_shard(scoring_plan: dict, shard: int) -> dict:
-            """Score one shard of D's customers, in chunks; stage the result."""
+            """Score one shard of D's population, in chunks; stage the result."""
             from nightshift import scoring
 
             return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard)
@@ -110,7 +113,7 @@ for use_case_name in USE_CASES:
             }
             return result
 
-        marts = dbt_task_group("marts", SETTINGS, select=["tag:scoring"])
+        marts = dbt_task_group("marts", SETTINGS, select=[f"tag:scoring,tag:{use_case.dbt_tag}"])
 
         @task.short_circuit
         def marts_wanted(params: dict | None = None) -> bool:
@@ -143,3 +146,4 @@ for use_case_name in USE_CASES:
         published = publish(planned, score_shard.partial(scoring_plan=planned).expand(shard=shards(planned)))
         published >> marts_wanted() >> marts >> publish_marts()
         published >> shadow(use_case_name, planned)
+        start_date_guard(f"score_{use_case_name}", [use_case_name])

@@ -1,13 +1,19 @@
 """Use cases as data: one YAML file per use case in ``config/``.
 
-A use case names its entity, label, feature service, sources, schedules and thresholds.
-Adding one is adding a file; no Python changes. This module imports only the standard
-library and PyYAML, so DAG files may call it while they are parsed.
+A use case names its task, its entity keys, the dbt models that say who is scored (population)
+and what happened to them (label), its feature service, landed sources, start date, schedules,
+training, gate, scoring and monitoring settings. Adding one is adding files; no Python changes.
+
+Everything a file names is checked when it is loaded (so at DAG parse time): a missing dbt
+model, feature service or suite fails here, naming the file, the key and what exists. This
+module imports only the standard library and PyYAML, so DAG files may call it while parsed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +21,15 @@ import yaml
 
 if TYPE_CHECKING:
     from nightshift.settings import Settings
+
+#: Task types a use case may declare; the gate's metrics, scores and bands follow it.
+TASKS = ("binary", "regression")
+#: Key types a use case may declare, and the pandas dtype each is read and written as.
+KEY_TYPES = {"int": "int64", "string": "string"}
+_KNOWN = {
+    "name", "description", "task", "keys", "population", "label", "feature_service", "sources", "start_date",
+    "catchup", "schedules", "model_name", "scoring", "training", "gate", "thresholds", "monitoring",
+}
 
 
 class ConfigError(ValueError):
@@ -36,13 +51,20 @@ class UseCase:
     """One use case, as written in ``config/<name>.yaml``."""
 
     name: str
-    entity: str
-    entity_key: str
-    label: dict[str, Any]
+    task: str
+    #: Join keys of the scored entity, in order, with their types (``int`` or ``string``).
+    keys: dict[str, str]
+    #: dbt model: one row per entity to score per day (the keys and ``as_of_date``).
+    population_model: str
+    #: dbt model: keys, ``as_of_date``, ``label`` and ``label_known_at``.
+    label_model: str
+    #: Days after D that decide D's label: the purge gap between the time splits.
+    horizon_days: int
     feature_service: str
     sources: dict[str, SourceConfig]
-    #: The source whose partition for D lists the entities active on D (the scoring spine).
-    entity_source: str = ""
+    #: The first day the use case has data; a run for an earlier day fails, naming it.
+    start_date: date
+    catchup: bool = False
     schedules: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     #: The MLflow registered model; ``models:/<model_name>@champion`` is what scoring reads.
@@ -53,71 +75,166 @@ class UseCase:
     gate: dict[str, Any] = field(default_factory=dict)
     #: Nightly scoring: shards, chunk size, score bands (nightshift.scoring).
     scoring: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def key_columns(self) -> list[str]:
+        """The join keys, in order."""
+        return list(self.keys)
 
-_REQUIRED = ("name", "entity", "entity_key", "label", "feature_service", "sources", "entity_source")
+    @property
+    def key_dtypes(self) -> dict[str, str]:
+        """The pandas dtype of each join key."""
+        return {key: KEY_TYPES[kind] for key, kind in self.keys.items()}
+
+    @property
+    def population_table(self) -> str:
+        """``populations.<model>``: where dbt publishes the population model."""
+        return f"populations.{self.population_model}"
+
+    @property
+    def label_table(self) -> str:
+        """``labels.<model>``: where dbt publishes the label model."""
+        return f"labels.{self.label_model}"
+
+    @property
+    def dbt_tag(self) -> str:
+        """The dbt tag that marks this use case's models (selected with their parents)."""
+        return self.name
 
 
-def load_use_case(path: Path) -> UseCase:
-    """Parse one use-case file; errors name the file and the missing or wrong key."""
+_REQUIRED = ("name", "task", "keys", "population", "label", "feature_service", "sources", "start_date")
+
+
+def _fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}")
+
+
+def load_use_case(path: Path, project_root: Path | None = None) -> UseCase:
+    """Parse one use-case file; errors name the file and the missing or wrong key.
+
+    Args:
+        project_root: where ``dbt/``, ``feature_repo/`` and ``expectations/`` are checked for the
+            models, the feature service and the suites the file names (default: this repo).
+    """
+    root = project_root or Path(__file__).resolve().parents[2]
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read use case: {exc}") from exc
+        raise _fail(path, f"cannot read use case: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a use case is a YAML mapping, got {type(data).__name__}")
+        raise _fail(path, f"a use case is a YAML mapping, got {type(data).__name__}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
-        raise ConfigError(f"{path}: missing required key(s) {missing}; see config/churn.yaml for a template")
+        raise _fail(path, f"missing required key(s) {missing}; see config/demand.yaml for a template")
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise _fail(path, f"unknown key(s) {unknown}; known keys are {sorted(_KNOWN)}")
     if data["name"] != path.stem:
-        raise ConfigError(f"{path}: 'name: {data['name']}' must match the file name '{path.stem}'")
-    sources = {}
-    for name, spec in (data["sources"] or {}).items():
-        spec = spec or {}
-        unknown = set(spec) - {"suite", "wait_hours"}
-        if unknown:
-            raise ConfigError(f"{path}: source {name!r} has unknown key(s) {sorted(unknown)}")
-        sources[name] = SourceConfig(name=name, suite=spec.get("suite", name), wait_hours=float(spec.get("wait_hours", 6)))
-    if not sources:
-        raise ConfigError(f"{path}: 'sources' is empty; a use case reads at least one landed source")
-    if data["entity_source"] not in sources:
-        raise ConfigError(f"{path}: entity_source {data['entity_source']!r} is not one of its sources {sorted(sources)}")
-    return UseCase(
+        raise _fail(path, f"'name: {data['name']}' must match the file name '{path.stem}'")
+    if data["task"] not in TASKS:
+        raise _fail(path, f"task: {data['task']!r} is not one of {list(TASKS)}")
+    keys = data["keys"]
+    if not isinstance(keys, dict) or not keys or any(kind not in KEY_TYPES for kind in keys.values()):
+        raise _fail(path, f"keys: give one or more join keys with their types, e.g. {{store_id: string}} "
+                          f"(types: {sorted(KEY_TYPES)}); got {keys!r}")
+    label = data["label"]
+    if not isinstance(label, dict) or "model" not in label or "horizon_days" not in label:
+        raise _fail(path, "label: needs `model` (the dbt label model) and `horizon_days`")
+    start = data["start_date"]
+    if not isinstance(start, date):
+        raise _fail(path, f"start_date: {start!r} is not a date (YYYY-MM-DD)")
+    use_case = UseCase(
         name=data["name"],
-        entity=data["entity"],
-        entity_key=data["entity_key"],
-        label=dict(data["label"]),
-        feature_service=data["feature_service"],
-        sources=sources,
-        entity_source=data["entity_source"],
+        task=data["task"],
+        keys={str(k): str(v) for k, v in keys.items()},
+        population_model=str(data["population"]),
+        label_model=str(label["model"]),
+        horizon_days=int(label["horizon_days"]),
+        feature_service=str(data["feature_service"]),
+        sources=_sources(path, data["sources"]),
+        start_date=start,
+        catchup=bool(data.get("catchup", False)),
         schedules=dict(data.get("schedules") or {}),
         thresholds=dict(data.get("thresholds") or {}),
         model_name=str(data.get("model_name") or data["name"]),
         training=dict(data.get("training") or {}),
         gate=dict(data.get("gate") or {}),
         scoring=dict(data.get("scoring") or {}),
+        path=path,
         raw=data,
     )
+    _check_references(path, use_case, root)
+    return use_case
 
 
-def load_use_cases(config_dir: Path) -> dict[str, UseCase]:
-    """Every ``*.yaml`` use case in ``config_dir``, by name."""
-    return {p.stem: load_use_case(p) for p in sorted(config_dir.glob("*.yaml"))}
+def _sources(path: Path, spec: Any) -> dict[str, SourceConfig]:
+    sources = {}
+    for name, source in (spec or {}).items():
+        source = source or {}
+        unknown = set(source) - {"suite", "wait_hours"}
+        if unknown:
+            raise _fail(path, f"source {name!r} has unknown key(s) {sorted(unknown)}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
+            raise _fail(path, f"source name {name!r} must be lowercase letters, digits and underscores")
+        sources[name] = SourceConfig(name=name, suite=source.get("suite", name),
+                                     wait_hours=float(source.get("wait_hours", 6)))
+    if not sources:
+        raise _fail(path, "'sources' is empty; a use case reads at least one landed source")
+    return sources
+
+
+def _check_references(path: Path, use_case: UseCase, root: Path) -> None:
+    """The dbt models, the feature service and the suites the file names exist."""
+    models = {p.stem for p in (root / "dbt" / "models").rglob("*.sql")}
+    for key, model in (("population", use_case.population_model), ("label.model", use_case.label_model)):
+        if model not in models:
+            folder = "populations" if key == "population" else "labels"
+            have = sorted(p.stem for p in (root / "dbt" / "models" / folder).glob("*.sql"))
+            raise _fail(path, f"{key}: {model!r} is not a dbt model; dbt/models/{folder}/ has {have}")
+    services = _feature_services(root / "feature_repo")
+    if use_case.feature_service not in services:
+        raise _fail(path, f"feature_service: {use_case.feature_service!r} is not defined in feature_repo/ "
+                          f"(defined: {sorted(services)})")
+    for source in use_case.sources.values():
+        if not (root / "expectations" / f"{source.suite}.json").exists():
+            have = sorted(p.stem for p in (root / "expectations").glob("*.json"))
+            raise _fail(path, f"sources.{source.name}.suite: no expectations/{source.suite}.json (have {have})")
+
+
+def _feature_services(repo: Path) -> set[str]:
+    """Names of the ``FeatureService`` objects in the Feast definitions (read as text, not imported)."""
+    pattern = re.compile(r"FeatureService\(\s*name\s*=\s*[\"']([\w-]+)[\"']")
+    return {name for p in repo.glob("*.py") for name in pattern.findall(p.read_text())}
+
+
+def load_use_cases(config_dir: Path, project_root: Path | None = None) -> dict[str, UseCase]:
+    """Every ``*.yaml`` use case in ``config_dir``, by name; sources shared by two must agree."""
+    use_cases = {p.stem: load_use_case(p, project_root) for p in sorted(config_dir.glob("*.yaml"))}
+    all_sources(use_cases)
+    return use_cases
 
 
 def all_sources(use_cases: dict[str, UseCase]) -> dict[str, SourceConfig]:
     """The landed sources of all use cases; two use cases sharing a source must agree on it."""
     merged: dict[str, SourceConfig] = {}
+    owner: dict[str, UseCase] = {}
     for use_case in use_cases.values():
         for name, source in use_case.sources.items():
             if name in merged and merged[name] != source:
                 raise ConfigError(
-                    f"source {name!r} is configured differently by two use cases "
-                    f"({merged[name]} vs {source} in {use_case.name}); make them identical"
+                    f"source {name!r} is configured differently in {owner[name].path or owner[name].name} "
+                    f"({merged[name]}) and in {use_case.path or use_case.name} ({source}); make them identical"
                 )
-            merged[name] = source
+            merged.setdefault(name, source)
+            owner.setdefault(name, use_case)
     return merged
+
+
+def readers_of(use_cases: dict[str, UseCase], source: str) -> list[UseCase]:
+    """The use cases that read ``source``."""
+    return [u for u in use_cases.values() if source in u.sources]
 
 
 def use_case_of(settings: Settings, name: str) -> UseCase:
@@ -126,3 +243,23 @@ def use_case_of(settings: Settings, name: str) -> UseCase:
     if name not in use_cases:
         raise KeyError(f"no use case {name!r} in {settings.config_dir} (have {sorted(use_cases)})")
     return use_cases[name]
+
+
+class RunBeforeStart(ConfigError):
+    """A DAG run is for a day before the use case's ``start_date``."""
+
+
+def check_run_date(dag_id: str, day: date, use_cases: list[UseCase]) -> None:
+    """Fail, naming the date and the setting, when ``day`` precedes the start of every use case.
+
+    Airflow records a run whose logical date precedes its DAG's ``start_date`` as a success with
+    no task at all; the guard task that calls this turns that silence into a failure.
+    """
+    start = min(u.start_date for u in use_cases)
+    if day < start:
+        owner = min(use_cases, key=lambda u: u.start_date)
+        raise RunBeforeStart(
+            f"{dag_id}: the run for {day} precedes start_date {start} of use case {owner.name} "
+            f"({owner.path or 'config/' + owner.name + '.yaml'}, key `start_date`): nothing was run. Trigger a day "
+            f"on or after {start}, or move start_date earlier once that history has landed"
+        )

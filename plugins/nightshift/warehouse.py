@@ -39,20 +39,31 @@ if TYPE_CHECKING:
 VALIDATION_RUNS = "meta.validation_runs"
 FEATURE_SKEW = "monitoring.feature_skew"
 MODEL_PROMOTIONS = "meta.model_promotions"
-#: Nightly scores read by analysts (through the dbt marts), one partition per use case and day.
-PREDICTIONS = "predictions.daily"
-#: Customers of the day's spine that could not be scored, with the reason.
-PREDICTION_ERRORS = "predictions.errors"
-#: Scores of the `challenger` alias, for comparison only; never used downstream.
-SHADOW_PREDICTIONS = "predictions.shadow"
-#: Per-shard results of a scoring run before they are published into the tables above.
-SCORING_STAGING = "staging.scoring_shards"
-SCORING_ERRORS_STAGING = "staging.scoring_errors"
 
 
 def raw_table(source: str) -> str:
     """Accepted rows of a landed source."""
     return f"raw.{source}"
+
+
+def predictions_table(use_case: str) -> str:
+    """Nightly scores of a use case, with its own key columns; one partition per scoring_date."""
+    return f"predictions.{use_case}_daily"
+
+
+def prediction_errors_table(use_case: str) -> str:
+    """Entities of the day's population that could not be scored, with the reason."""
+    return f"predictions.{use_case}_errors"
+
+
+def shadow_predictions_table(use_case: str) -> str:
+    """Scores of the `challenger` alias, for comparison only; never used downstream."""
+    return f"predictions.{use_case}_shadow"
+
+
+def scoring_staging_tables(use_case: str) -> tuple[str, str]:
+    """Per-shard scores and errors of a scoring run before they are published."""
+    return f"staging.{use_case}_scoring_shards", f"staging.{use_case}_scoring_errors"
 
 
 def quarantine_table(source: str) -> str:
@@ -98,6 +109,14 @@ class Warehouse(ABC):
         """Rows of ``table`` (of one partition if given), sorted by nothing in particular."""
 
     @abstractmethod
+    def read_range(self, table: str, column: str, first: Any, last: Any) -> pd.DataFrame:
+        """Rows of ``table`` whose ``column`` lies in [first, last].
+
+        Raises:
+            WarehouseError: the table does not exist or cannot be read.
+        """
+
+    @abstractmethod
     def tables(self) -> list[str]:
         """``schema.table`` names that hold at least one partition."""
 
@@ -115,6 +134,12 @@ def _check_name(table: str) -> tuple[str, str]:
     if not (schema.isidentifier() and name.isidentifier()):
         raise ValueError(f"table name {table!r} must be schema.table with identifier parts")
     return schema, name
+
+
+def _check_column(column: str) -> str:
+    if not column.isidentifier():
+        raise ValueError(f"column name {column!r} must be an identifier")
+    return column
 
 
 def _partition_values(partition: PartitionKey) -> list[tuple[str, str]]:
@@ -196,6 +221,15 @@ class DuckDBWarehouse(Warehouse):
             source = self._scan(table)
         with duckdb.connect() as con:
             return con.sql(f"select * from {source}").df()
+
+    def read_range(self, table: str, column: str, first: Any, last: Any) -> pd.DataFrame:
+        import duckdb
+
+        if not self._table_dir(table).exists():
+            raise WarehouseError(f"{table} does not exist yet in {self.root}")
+        with duckdb.connect() as con:
+            return con.execute(f'select * from {self._scan(table)} where "{_check_column(column)}" between ? and ?',
+                               [first, last]).df()
 
     def tables(self) -> list[str]:
         if not self.root.exists():
@@ -352,6 +386,21 @@ class PostgresWarehouse(Warehouse):
                     raise WarehouseError(f"cannot read {table}: {exc}") from exc
                 names = [d[0] for d in cur.description]
                 return pd.DataFrame(cur.fetchall(), columns=names)
+        finally:
+            con.close()
+
+    def read_range(self, table: str, column: str, first: Any, last: Any) -> pd.DataFrame:
+        import pandas as pd
+
+        _check_name(table)
+        con = self._connect()
+        try:
+            with con.cursor() as cur:
+                try:
+                    cur.execute(f'select * from {table} where "{_check_column(column)}" between %s and %s', [first, last])
+                except Exception as exc:
+                    raise WarehouseError(f"cannot read {table}: {exc}") from exc
+                return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
         finally:
             con.close()
 

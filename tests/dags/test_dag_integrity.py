@@ -66,3 +66,31 @@ def test_importing_dag_file_imports_no_heavy_library(path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [], f"{path.name} imports heavy libraries at parse time"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_every_dag_guards_its_start_date(path: Path) -> None:
+    """A run before the use case's start_date must fail, not succeed with no task: every DAG has the
+    guard as a leaf task that exists in every run (its own start date is the epoch)."""
+    from nightshift.airflow.guards import EPOCH
+
+    for dag_id, dag in load_dags(path).items():
+        if dag_id == "rollback":
+            continue  # not scheduled, not for a day: no start date to guard
+        guard = dag.task_dict.get("check_start_date")
+        assert guard is not None, f"{dag_id} has no check_start_date task"
+        assert not guard.downstream_task_ids, f"{dag_id}.check_start_date must be a leaf (Airflow judges runs by leaves)"
+        assert guard.start_date == EPOCH, f"{dag_id}.check_start_date starts {guard.start_date}, not the epoch"
+
+
+def test_dag_start_dates_come_from_the_use_case_files() -> None:
+    from nightshift.settings import Settings
+    from nightshift.usecase import load_use_cases
+
+    dags = {dag_id: dag for path in DAG_FILES for dag_id, dag in load_dags(path).items()}
+    for name, use_case in load_use_cases(Settings.from_env().config_dir).items():
+        for dag_id in (f"features_{name}", f"score_{name}", f"retrain_{name}"):
+            assert dags[dag_id].start_date.date() == use_case.start_date, dag_id
+        assert dags[f"score_{name}"].catchup == use_case.catchup
+        for source in use_case.sources:
+            assert dags[f"ingest_{source}"].start_date.date() <= use_case.start_date

@@ -17,15 +17,16 @@ DBT_SCORING_BUILD = ["build", "--select", "tag:scoring"]
 
 
 #: dbt model folders whose models are external Parquet tables in the embedded profile.
-EXTERNAL_SCHEMAS = ("features", "marts")
+EXTERNAL_SCHEMAS = ("features", "populations", "labels", "marts")
 
 
 def external_tables(project_dir: Path = DBT_PROJECT) -> list[str]:
-    """``schema.model`` of every dbt model written as an external table (features and marts)."""
+    """``schema.model`` of every dbt model written as an external table (features, populations,
+    labels and marts), each use case's subfolder included."""
     return [
         f"{schema}.{model.stem}"
         for schema in EXTERNAL_SCHEMAS
-        for model in sorted((project_dir / "models" / schema).glob("*.sql"))
+        for model in sorted((project_dir / "models" / schema).rglob("*.sql"))
     ]
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from nightshift.days import end_of_day
 from nightshift.features.store import FeatureDataMissing, feature_store
 from nightshift.settings import Settings
+from nightshift.usecase import UseCase
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def resolve_day(settings: Settings, candidates: list[date]) -> date:
-    """The latest candidate day for which every landed source has an ingested partition.
+def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -> date:
+    """The latest candidate day for which every source of ``use_case`` has an ingested partition.
 
     Sources of one day finish ingesting at different times, so the events that trigger a run
     may name a day another source has not reached yet; an earlier complete day is then built.
@@ -19,10 +24,9 @@ def resolve_day(settings: Settings, candidates: list[date]) -> date:
         FeatureDataMissing: no candidate is complete; names the latest, its missing sources and
             the DAG to run.
     """
-    from nightshift.usecase import all_sources, load_use_cases
     from nightshift.warehouse import VALIDATION_RUNS, Warehouse, WarehouseError
 
-    sources = sorted(all_sources(load_use_cases(settings.config_dir)))
+    sources = sorted(use_case.sources)
     try:
         runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
         done = {(s, str(d)[:10]) for s, d in zip(runs["source"], runs["batch_date"], strict=True)}
@@ -34,8 +38,9 @@ def resolve_day(settings: Settings, candidates: list[date]) -> date:
     day = candidates[0]
     missing = [s for s in sources if (s, day.isoformat()) not in done]
     raise FeatureDataMissing(
-        f"no raw data for {missing} on {day}: run the `ingest` DAG for {day} first "
-        "(or clear its failed tasks), then re-run this one"
+        f"no raw data for {missing} on {day} (use case {use_case.name}): run the "
+        + ", ".join(f"`ingest_{source}`" for source in missing)
+        + f" DAG for {day} first (or clear its failed tasks), then re-run this one"
     )
 
 
@@ -67,3 +72,27 @@ def check_features_ready(settings: Settings, feature_service: str, day: date) ->
         raise FeatureDataMissing(
             f"no features for {day} in {stale}: run the `features` DAG for {day} first, then re-run this one"
         )
+
+
+def population_of(settings: Settings, use_case: UseCase, day: date) -> pd.DataFrame:
+    """Every entity of the use case's population on ``day``, once each, keys in their declared types.
+
+    Raises:
+        FeatureDataMissing: the population model has not been built, or has no row for ``day``.
+    """
+    from nightshift.warehouse import Warehouse, WarehouseError
+
+    try:
+        rows = Warehouse.from_uri(settings.warehouse_uri).read_range(use_case.population_table, "as_of_date", day, day)
+    except WarehouseError as exc:
+        raise FeatureDataMissing(f"population model {use_case.population_table} cannot be read ({exc}): run the "
+                                 f"`features_{use_case.name}` DAG for {day} first") from exc
+    if rows.empty:
+        raise FeatureDataMissing(f"population model {use_case.population_table} has no entity for {day}: run the "
+                                 f"`features_{use_case.name}` DAG for {day} first (it builds the population)")
+    keys = use_case.key_columns
+    try:
+        return rows[keys].drop_duplicates().astype(use_case.key_dtypes).reset_index(drop=True)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"population model {use_case.population_table} on {day}: keys {use_case.keys} cannot be "
+                         f"read as declared in config/{use_case.name}.yaml ({exc})") from exc

@@ -41,53 +41,69 @@ def check_skew(settings: Settings, use_case_name: str, day: date, seed: int = 0)
     import numpy as np
     import pandas as pd
 
-    from nightshift.usecase import load_use_cases
-    from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
+    from nightshift.features.readiness import population_of
+    from nightshift.usecase import use_case_of
+    from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse
 
-    use_case = load_use_cases(settings.config_dir)[use_case_name]
+    use_case = use_case_of(settings, use_case_name)
     sample_size = int(use_case.thresholds.get("skew_sample_size", 200))
     max_rate = float(use_case.thresholds.get("skew_max_mismatch_rate", 0.0))
-    key = use_case.entity_key
+    keys = use_case.key_columns
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
-    spine_ids = warehouse.read(raw_table(use_case.entity_source), {"batch_date": day})[key].dropna().unique()
+    population = population_of(settings, use_case, day)
     rng = np.random.default_rng([seed, day.toordinal()])
-    ids = sorted(rng.choice(spine_ids, size=min(sample_size, len(spine_ids)), replace=False).tolist())
+    picked = np.sort(rng.choice(len(population), size=min(sample_size, len(population)), replace=False))
+    sample = population.iloc[picked].sort_values(keys, ignore_index=True)
+    index = pd.MultiIndex.from_frame(sample) if len(keys) > 1 else pd.Index(sample[keys[0]])
 
     store = feature_store(settings)
     service = store.get_feature_service(use_case.feature_service)
     names = [f.name for p in service.feature_view_projections for f in p.features]
-    online = store.get_online_features(features=service, entity_rows=[{key: int(i)} for i in ids]).to_df()
-    spine = pd.DataFrame({key: ids, "event_timestamp": pd.Timestamp(end_of_day(day))})
+    entity_rows = [{k: _native(v) for k, v in row.items()} for row in sample.to_dict("records")]
+    online = store.get_online_features(features=service, entity_rows=entity_rows).to_df()
+    spine = sample.assign(event_timestamp=pd.Timestamp(end_of_day(day)))
     offline = store.get_historical_features(entity_df=spine, features=service).to_df()
-    online = online.set_index(key).loc[ids, names]
-    offline = offline.set_index(key).loc[ids, names]
+    online = online.astype(use_case.key_dtypes).set_index(keys).loc[index, names]
+    offline = offline.astype(use_case.key_dtypes).set_index(keys).loc[index, names]
 
-    mismatch = pd.DataFrame({name: ~_same(online[name], offline[name]) for name in names}, index=ids)
+    mismatch = pd.DataFrame({name: ~_same(online[name], offline[name]).to_numpy() for name in names}, index=index)
     by_feature = {name: int(mismatch[name].sum()) for name in names}
-    bad_entities = [int(i) for i in mismatch.index[mismatch.any(axis=1)]]
-    rate = len(bad_entities) / len(ids) if ids else 0.0
+    bad_entities = [_label(i) for i in mismatch.index[mismatch.any(axis=1)]]
+    sampled = len(sample)
+    rate = len(bad_entities) / sampled if sampled else 0.0
     rows = pd.DataFrame(
         {
             "feature": names,
-            "sampled": len(ids),
+            "sampled": sampled,
             "mismatches": [by_feature[n] for n in names],
-            "mismatch_rate": [by_feature[n] / len(ids) if ids else 0.0 for n in names],
+            "mismatch_rate": [by_feature[n] / sampled if sampled else 0.0 for n in names],
             "example_entities": [
-                ",".join(str(int(i)) for i in mismatch.index[mismatch[n]][:10]) for n in names
+                ",".join(_label(i) for i in mismatch.index[mismatch[n].to_numpy()][:10]) for n in names
             ],
         }
     )
     warehouse.replace_partitions([PartitionWrite(FEATURE_SKEW, {"use_case": use_case_name, "check_date": day}, rows)])
-    report = SkewReport(use_case_name, day.isoformat(), len(ids), len(bad_entities), rate, by_feature)
+    report = SkewReport(use_case_name, day.isoformat(), sampled, len(bad_entities), rate, by_feature)
     if rate > max_rate:
         skewed = sorted(n for n, c in by_feature.items() if c)
         raise SkewDetected(
-            f"training/serving skew for {use_case_name} on {day}: {len(bad_entities)} of {len(ids)} sampled "
-            f"{use_case.entity}s ({rate:.1%}, threshold {max_rate:.1%}) have online values that differ from "
+            f"training/serving skew for {use_case_name} on {day}: {len(bad_entities)} of {sampled} sampled "
+            f"entities ({rate:.1%}, threshold {max_rate:.1%}) have online values that differ from "
             f"the offline point-in-time values; features {skewed}; entities {bad_entities[:20]}. "
             "Re-run materialization for this day and look for writes to the online store outside Feast"
         )
     return report
+
+
+def _native(value: object) -> object:
+    """A key value as Feast's online read wants it (a Python int or str, not a numpy scalar)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _label(index_value: object) -> str:
+    """One entity's keys as text: ``42`` or ``S001|P0012``."""
+    parts = index_value if isinstance(index_value, tuple) else (index_value,)
+    return "|".join(str(_native(p)) for p in parts)
 
 
 def _same(a: pd.Series, b: pd.Series) -> pd.Series:

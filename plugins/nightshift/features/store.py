@@ -50,20 +50,63 @@ def feature_store(settings: Settings, repo_path: Path = FEATURE_REPO) -> Feature
     return FeatureStore(config=RepoConfig(repo_path=repo_path, **config), repo_path=str(repo_path))
 
 
-def apply_definitions(settings: Settings, repo_path: Path = FEATURE_REPO) -> list[str]:
-    """``feast apply`` on ``repo_path``; returns the feature views now in the registry.
+def apply_definitions(settings: Settings, use_case: str | None = None, repo_path: Path = FEATURE_REPO) -> list[str]:
+    """Apply Feast definitions; returns the feature views they hold.
 
-    Every declared field is checked against its source's columns first, so a definition that
-    names a column no dbt model provides fails here, before the registry changes and before
-    anything is materialized.
+    With ``use_case``, only ``feature_repo/<use case>.py`` (and what it imports, such as shared
+    entities) is read and applied, without touching any other use case's objects: a broken file
+    of another use case cannot fail this one. Without it, the whole repo is applied as
+    ``feast apply`` would. Every declared field is checked against its source's columns first, so
+    a definition that names a column no dbt model provides fails here, before the registry changes.
     """
-    from feast.repo_operations import apply_total_with_repo_instance
-
     store = feature_store(settings, repo_path)
-    repo = parse_definitions(repo_path)
-    validate_schemas(store, repo.feature_views)
-    apply_total_with_repo_instance(store, store.config.project, store.registry, repo, skip_source_validation=False)
-    return sorted(fv.name for fv in store.list_feature_views())
+    if use_case is None:
+        from feast.repo_operations import apply_total_with_repo_instance
+
+        repo = parse_definitions(repo_path)
+        validate_schemas(store, repo.feature_views)
+        apply_total_with_repo_instance(store, store.config.project, store.registry, repo, skip_source_validation=False)
+        return sorted(fv.name for fv in store.list_feature_views())
+    objects = use_case_definitions(use_case, repo_path)
+    views = [o for o in objects if type(o).__name__ == "FeatureView"]
+    validate_schemas(store, views)
+    store.apply(objects, partial=True)
+    return sorted(v.name for v in views)
+
+
+def use_case_definitions(use_case: str, repo_path: Path = FEATURE_REPO) -> list[Any]:
+    """The Feast objects of ``feature_repo/<use case>.py``: its entities, sources, views and services.
+
+    Raises:
+        FileNotFoundError: the use case has no definitions file.
+    """
+    import contextlib
+    import importlib
+    import sys
+
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    path = (repo_path / f"{use_case}.py").resolve()
+    if not path.exists():
+        have = sorted(p.stem for p in repo_path.glob("*.py"))
+        raise FileNotFoundError(f"no Feast definitions for use case {use_case!r}: {path} does not exist "
+                                f"(feature_repo/ has {have}); one file per use case, named after it")
+    for name in {p.stem for p in repo_path.glob("*.py")}:
+        sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    sys.path.insert(0, str(path.parent))
+    try:
+        with contextlib.chdir(path.parent):
+            module = importlib.import_module(use_case)
+    finally:
+        sys.path.remove(str(path.parent))
+    kinds = (Entity, DataSource, FeatureView, FeatureService)
+    found: dict[tuple[str, str], Any] = {}
+    for value in vars(module).values():
+        if isinstance(value, kinds):
+            found.setdefault((type(value).__name__, value.name), value)
+    return list(found.values())
 
 
 def parse_definitions(repo_path: Path) -> Any:

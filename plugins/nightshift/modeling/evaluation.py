@@ -1,16 +1,19 @@
 """The evaluation gate: challenger and champion judged on the same holdout, check by check.
 
 Every check has a value, a threshold and a verdict, so a report says exactly why a model was or
-was not promoted. Checks (thresholds from the use case's ``gate:``):
+was not promoted. The metrics follow the use case's task: AUC, PR-AUC, Brier and calibration for
+``binary``; RMSE, MAE and bias for ``regression``. Checks (thresholds from the use case's ``gate:``):
 
-* data: training-set rows and label rate within bounds (a tiny or single-class set fails here);
-* floor: the challenger's holdout AUC;
-* improvement: challenger AUC minus champion AUC;
-* slices: no slice (per ``gate.slices`` column and value, with enough rows) whose AUC is below
-  the champion's by more than the tolerance;
-* calibration: challenger Brier minus champion Brier within the tolerance;
+* data: training-set rows, and a label rate within bounds (binary) or a label that varies
+  (regression): a tiny, single-class or constant set fails here;
+* floor: the challenger's primary holdout metric (``min_auc`` / ``max_rmse``);
+* improvement: the challenger's gain over the champion on it (``min_improvement``);
+* slices: no slice (per ``gate.slices`` column and value, with enough rows) worse than the
+  champion's by more than ``slice_tolerance``;
+* calibration: Brier within ``calibration_tolerance`` of the champion's (binary); the mean error
+  within ``bias_tolerance`` of the mean label (regression);
 * behaviour: directional (raising a feature moves the mean score the stated way) and invariance
-  (permuting entity ids changes no score).
+  (permuting the entity keys changes no score).
 
 Checks that compare with the champion pass, marked "no champion", when there is none: the first
 model becomes champion by the floors alone. Pure functions of data and models: no MLflow here.
@@ -105,9 +108,24 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int
     return float(total / max(len(labels), 1))
 
 
-def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int | None]:
-    """AUC, PR-AUC, log loss, Brier, ECE, rows and positives; AUCs are None on a single class."""
+#: Per task: the metric the floor, the improvement and the slices are judged on, and whether higher is better.
+PRIMARY = {"binary": ("auc", True), "regression": ("rmse", False)}
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, task: str = "binary") -> dict[str, float | int | None]:
+    """The task's holdout metrics; binary AUCs are None on a single class."""
     import numpy as np
+
+    if task == "regression":
+        labels, scores = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
+        error = scores - labels
+        return {
+            "rows": int(len(labels)),
+            "mean_label": float(labels.mean()) if len(labels) else None,
+            "rmse": float(np.sqrt(np.mean(error**2))) if len(labels) else None,
+            "mae": float(np.mean(np.abs(error))) if len(labels) else None,
+            "bias": float(error.mean()) if len(labels) else None,
+        }
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
     labels = np.asarray(labels, dtype=int)
@@ -124,7 +142,8 @@ def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | int | N
     }
 
 
-def slice_metrics(frame: pd.DataFrame, labels: np.ndarray, scores: np.ndarray, columns: list[str]) -> dict[str, dict]:
+def slice_metrics(frame: pd.DataFrame, labels: np.ndarray, scores: np.ndarray, columns: list[str],
+                  task: str = "binary") -> dict[str, dict]:
     """``metrics`` per ``column=value`` slice of ``frame``'s rows."""
     import numpy as np
 
@@ -133,37 +152,52 @@ def slice_metrics(frame: pd.DataFrame, labels: np.ndarray, scores: np.ndarray, c
         values = frame[column].astype("string").fillna("<null>").to_numpy()
         for value in sorted(set(values)):
             mask = values == value
-            out[f"{column}={value}"] = metrics(np.asarray(labels)[mask], np.asarray(scores)[mask])
+            out[f"{column}={value}"] = metrics(np.asarray(labels)[mask], np.asarray(scores)[mask], task)
     return out
 
 
-def evaluate(frame: pd.DataFrame, labels: np.ndarray, score: Scorer, slices: list[str]) -> dict[str, Any]:
+def evaluate(frame: pd.DataFrame, labels: np.ndarray, score: Scorer, slices: list[str],
+             task: str = "binary") -> dict[str, Any]:
     """Overall and per-slice metrics of ``score`` on ``frame``."""
     scores = score(frame)
-    return {"overall": metrics(labels, scores), "slices": slice_metrics(frame, labels, scores, slices)}
+    return {"overall": metrics(labels, scores, task), "slices": slice_metrics(frame, labels, scores, slices, task)}
 
 
 # --- the gate --------------------------------------------------------------------------------
 
 
-def data_checks(rows: int, positives: int, gate: dict[str, Any]) -> list[Check]:
-    """Minimum rows and label rate of the training set."""
+def label_summary(labels: Any) -> dict[str, float]:
+    """What the data checks need of a training set's labels (logged as ``training.*`` metrics)."""
+    import numpy as np
+
+    labels = np.asarray(labels, dtype=float)
+    return {"rows": float(len(labels)), "positives": float(labels.sum()) if len(labels) else 0.0,
+            "label_std": float(labels.std()) if len(labels) else 0.0}
+
+
+def data_checks(summary: dict[str, float], gate: dict[str, Any], task: str = "binary") -> list[Check]:
+    """Minimum rows, and a label rate within bounds (binary) or a label that varies (regression)."""
+    rows, positives = int(summary.get("rows", 0)), int(summary.get("positives", 0))
     min_rows = int(gate.get("min_rows", 1000))
+    checks = [Check("data.min_rows", rows, f">= {min_rows}", rows >= min_rows,
+                    "" if rows >= min_rows else f"{rows} training rows, fewer than {min_rows}")]
+    if task == "regression":
+        std = float(summary.get("label_std", 0.0))
+        checks.append(Check("data.label_variance", std, "> 0", std > 0,
+                            "" if std > 0 else "the label is constant over the training set"))
+        return checks
     low, high = (float(x) for x in gate.get("label_rate", (0.01, 0.5)))
     rate = positives / rows if rows else 0.0
     single = " (a single class)" if rows and positives in (0, rows) else ""
-    return [
-        Check("data.min_rows", rows, f">= {min_rows}", rows >= min_rows,
-              "" if rows >= min_rows else f"{rows} training rows, fewer than {min_rows}"),
-        Check("data.label_rate", rate, f"in [{low}, {high}]", low <= rate <= high,
-              "" if low <= rate <= high else f"label rate {rate:.4f} outside [{low}, {high}]{single}"),
-    ]
+    checks.append(Check("data.label_rate", rate, f"in [{low}, {high}]", low <= rate <= high,
+                        "" if low <= rate <= high else f"label rate {rate:.4f} outside [{low}, {high}]{single}"))
+    return checks
 
 
 def behaviour_checks(
-    frame: pd.DataFrame, score: Scorer, gate: dict[str, Any], entity_key: str, seed: int = 0
+    frame: pd.DataFrame, score: Scorer, gate: dict[str, Any], keys: list[str], seed: int = 0
 ) -> list[Check]:
-    """Directional checks from ``gate.directional`` and the entity-id invariance check."""
+    """Directional checks from ``gate.directional`` and the entity-key invariance check."""
     import numpy as np
 
     checks = []
@@ -180,10 +214,11 @@ def behaviour_checks(
         checks.append(Check(f"behaviour.directional.{feature}", change,
                             f"mean score change {'>=' if direction == 'up' else '<='} 0 for +{delta:g}", ok,
                             "" if ok else f"+{delta:g} {feature} moved the mean score by {change:+.5f}"))
-    permuted = frame.assign(**{entity_key: np.random.default_rng(seed).permutation(frame[entity_key].to_numpy())})
+    order = np.random.default_rng(seed).permutation(len(frame))
+    permuted = frame.assign(**{key: frame[key].to_numpy()[order] for key in keys})
     max_diff = float(np.max(np.abs(score(permuted) - base))) if len(frame) else 0.0
     checks.append(Check("behaviour.invariance.entity_id", max_diff, "== 0", max_diff == 0.0,
-                        "" if max_diff == 0.0 else f"permuting {entity_key} changed scores by up to {max_diff:.6f}"))
+                        "" if max_diff == 0.0 else f"permuting {keys} changed scores by up to {max_diff:.6f}"))
     return checks
 
 
@@ -192,65 +227,99 @@ def gate(
     labels: np.ndarray,
     challenger: Scorer,
     champion: Scorer | None,
-    training_rows: int,
-    training_positives: int,
+    training: dict[str, float],
     config: dict[str, Any],
-    entity_key: str,
+    keys: list[str],
     champion_version: str | None = None,
+    task: str = "binary",
 ) -> GateReport:
-    """Judge ``challenger`` against ``champion`` (None: there is none yet) on the same holdout."""
+    """Judge ``challenger`` against ``champion`` (None: there is none yet) on the same holdout.
+
+    Args:
+        training: the training set's :func:`label_summary`.
+    """
     report = GateReport(champion_version=champion_version)
-    report.checks += data_checks(training_rows, training_positives, config)
+    report.checks += data_checks(training, config, task)
     if not all(c.passed for c in report.checks):
         return report  # no model judgement on data that failed its own checks
 
     slices = list(config.get("slices", []))
-    ours = evaluate(holdout, labels, challenger, slices)
+    ours = evaluate(holdout, labels, challenger, slices, task)
     report.challenger_metrics = ours
-    theirs = evaluate(holdout, labels, champion, slices) if champion is not None else None
+    theirs = evaluate(holdout, labels, champion, slices, task) if champion is not None else None
     report.champion_metrics = theirs
-
-    auc = ours["overall"]["auc"]
-    floor = float(config.get("min_auc", 0.7))
-    report.checks.append(Check("floor.auc", auc, f">= {floor}", auc is not None and auc >= floor,
-                               "" if auc is not None and auc >= floor else
-                               f"holdout AUC {auc if auc is None else round(auc, 4)} below the floor {floor}"))
-
+    metric, higher = PRIMARY[task]
+    report.checks.append(_floor_check(ours["overall"][metric], metric, higher, config))
+    calibration = "calibration.brier" if task == "binary" else "calibration.bias"
     if theirs is None:
-        for name in ("improvement.auc", "slices.auc", "calibration.brier"):
+        for name in (f"improvement.{metric}", f"slices.{metric}"):
             report.checks.append(Check(name, None, "vs champion", True, "no champion yet"))
     else:
-        gain = None if auc is None or theirs["overall"]["auc"] is None else auc - theirs["overall"]["auc"]
-        need = float(config.get("min_improvement", 0.0))
-        report.checks.append(Check("improvement.auc", gain, f">= {need}", gain is not None and gain >= need,
-                                   "" if gain is not None and gain >= need else
-                                   f"AUC gain over the champion {gain if gain is None else round(gain, 4)} below {need}"))
-        report.checks.append(_slice_check(ours["slices"], theirs["slices"], config))
+        report.checks.append(_improvement_check(ours["overall"][metric], theirs["overall"][metric], metric, higher, config))
+        report.checks.append(_slice_check(ours["slices"], theirs["slices"], metric, higher, config))
+    if task == "binary" and theirs is None:
+        report.checks.append(Check(calibration, None, "vs champion", True, "no champion yet"))
+    elif task == "binary":
         brier_diff = ours["overall"]["brier"] - theirs["overall"]["brier"]
         tolerance = float(config.get("calibration_tolerance", 0.01))
-        report.checks.append(Check("calibration.brier", brier_diff, f"<= {tolerance}", brier_diff <= tolerance,
+        report.checks.append(Check(calibration, brier_diff, f"<= {tolerance}", brier_diff <= tolerance,
                                    "" if brier_diff <= tolerance else
                                    f"Brier {ours['overall']['brier']:.4f} vs champion {theirs['overall']['brier']:.4f}"))
-
-    report.checks += behaviour_checks(holdout, challenger, config, entity_key)
+    else:
+        report.checks.append(_bias_check(ours["overall"], config))
+    report.checks += behaviour_checks(holdout, challenger, config, keys)
     return report
 
 
-def _slice_check(ours: dict[str, dict], theirs: dict[str, dict], config: dict[str, Any]) -> Check:
-    """The worst slice: challenger AUC minus champion AUC, over slices with enough rows."""
+def _floor_check(value: float | None, metric: str, higher: bool, config: dict[str, Any]) -> Check:
+    """The challenger's primary metric against the floor (``min_auc``, or ``max_rmse``)."""
+    key = f"min_{metric}" if higher else f"max_{metric}"
+    floor = float(config.get(key, 0.7 if higher else float("inf")))
+    ok = value is not None and (value >= floor if higher else value <= floor)
+    return Check(f"floor.{metric}", value, f"{'>=' if higher else '<='} {floor}", ok,
+                 "" if ok else f"holdout {metric.upper()} {value if value is None else round(value, 4)} "
+                               f"{'below' if higher else 'above'} the floor {floor} (gate.{key})")
+
+
+def _improvement_check(ours: float | None, theirs: float | None, metric: str, higher: bool,
+                       config: dict[str, Any]) -> Check:
+    """The challenger's gain over the champion on the primary metric, in the metric's good direction."""
+    gain = None if ours is None or theirs is None else (ours - theirs if higher else theirs - ours)
+    need = float(config.get("min_improvement", 0.0))
+    ok = gain is not None and gain >= need
+    return Check(f"improvement.{metric}", gain, f">= {need}", ok,
+                 "" if ok else f"{metric.upper()} gain over the champion {gain if gain is None else round(gain, 4)} "
+                               f"below {need}")
+
+
+def _bias_check(ours: dict[str, Any], config: dict[str, Any]) -> Check:
+    """|mean error| within ``bias_tolerance`` (a share) of the mean |label|."""
+    tolerance = float(config.get("bias_tolerance", 0.1))
+    scale = abs(ours.get("mean_label") or 0.0) or 1.0
+    relative = abs(ours["bias"]) / scale
+    ok = relative <= tolerance
+    return Check("calibration.bias", relative, f"|bias| / mean label <= {tolerance}", ok,
+                 "" if ok else f"mean error {ours['bias']:+.4f} is {relative:.1%} of the mean label "
+                               f"{ours.get('mean_label', 0.0):.4f}")
+
+
+def _slice_check(ours: dict[str, dict], theirs: dict[str, dict], metric: str, higher: bool,
+                 config: dict[str, Any]) -> Check:
+    """The worst slice: how much worse than the champion's, over slices with enough rows."""
     tolerance = float(config.get("slice_tolerance", 0.05))
     min_rows = int(config.get("min_slice_rows", 100))
     drops = {
-        name: ours[name]["auc"] - theirs[name]["auc"]
+        name: (ours[name][metric] - theirs[name][metric]) * (1 if higher else -1)
         for name in ours
         if name in theirs and ours[name]["rows"] >= min_rows
-        and ours[name]["auc"] is not None and theirs[name]["auc"] is not None
+        and ours[name][metric] is not None and theirs[name][metric] is not None
     }
+    name = f"slices.{metric}"
     if not drops:
-        return Check("slices.auc", None, f">= -{tolerance}", True, f"no slice with {min_rows}+ rows and both classes")
+        return Check(name, None, f">= -{tolerance}", True, f"no slice with {min_rows}+ rows and a defined {metric}")
     worst = min(drops, key=drops.get)
-    failing = sorted(name for name, d in drops.items() if d < -tolerance)
-    return Check("slices.auc", drops[worst], f">= -{tolerance}", not failing,
+    failing = sorted(n for n, d in drops.items() if d < -tolerance)
+    return Check(name, drops[worst], f">= -{tolerance}", not failing,
                  f"worst slice {worst}" if not failing else
                  "slices worse than the champion by more than the tolerance: "
-                 + ", ".join(f"{n} ({ours[n]['auc']:.3f} vs {theirs[n]['auc']:.3f})" for n in failing))
+                 + ", ".join(f"{n} ({ours[n][metric]:.3f} vs {theirs[n][metric]:.3f})" for n in failing))

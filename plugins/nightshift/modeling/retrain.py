@@ -69,10 +69,14 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
     try:
         frame, window = training.build_training_set(settings, use_case, run_date)
         frame["split"] = training.assign_splits(frame, use_case).to_numpy()
+    except training.LabelModelBroken:
+        raise  # a broken label model fails the task before anything is trained or logged
     except training.TrainingDataError as exc:
-        frame, window, problem = None, training.training_window(use_case, run_date), str(exc)
+        frame, window, problem = None, None, str(exc)
     else:
         problem = None
+        purged = int((frame["split"] == "purged").sum())
+        frame = frame[frame["split"] != "purged"].reset_index(drop=True)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{use_case.name}-{run_date}-{trigger}") as run:
         mlflow.set_tags({
@@ -80,22 +84,27 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
             "nightshift.trigger": trigger,
             "nightshift.feature_service": use_case.feature_service,
         })
-        mlflow.log_params({f"window.{k}": v for k, v in window.as_dict().items()})
+        mlflow.log_params({"run_date": run_date.isoformat(), "task": use_case.task,
+                           "label_horizon_days": use_case.horizon_days})
+        if window is not None:
+            mlflow.log_params({f"window.{k}": v for k, v in window.as_dict().items()})
         mlflow.log_params({"feature_service": use_case.feature_service, "features": ",".join(feature_list)[:6000]})
         labels = frame[training.LABEL].to_numpy() if frame is not None else []
-        data = evaluation.data_checks(len(labels), int(sum(labels)), use_case.gate)
+        summary = evaluation.label_summary(labels)
+        mlflow.log_metrics({f"training.{k}": v for k, v in summary.items()})
+        data = evaluation.data_checks(summary, use_case.gate, use_case.task)
         if problem is not None or not all(c.passed for c in data):
             reasons = [problem] if problem else [c.detail for c in data if not c.passed]
             mlflow.set_tags({"nightshift.trained": "false", "nightshift.data_problem": "; ".join(reasons)[:4900]})
-            mlflow.log_metrics({"training.rows": float(len(labels)), "training.positives": float(sum(labels))})
             return {"run_id": run.info.run_id, "trained": False, "reasons": reasons}
+        mlflow.log_metric("training.purged_rows", float(purged))
 
         model = training.train_model(frame, frame["split"], feature_list, use_case)
         _log_training(frame, model, feature_list, categorical, config)
         holdout = frame[frame["split"] == "holdout"].drop(columns="split")
         model_input = inputs.model_input(holdout, feature_list, categorical)
         holdout_scores = model.predict(model_input)
-        _log_evaluation_plots(holdout[training.LABEL].to_numpy(), holdout_scores, model)
+        _log_evaluation_plots(holdout[training.LABEL].to_numpy(), holdout_scores, model, use_case.task)
         _log_frame(holdout, HOLDOUT_ARTIFACT)
         _log_frame(_reference_sample(frame, holdout_scores, feature_list, use_case), REFERENCE_ARTIFACT)
         info = mlflow.lightgbm.log_model(
@@ -138,16 +147,16 @@ def _log_training(frame: pd.DataFrame, model: lgb.Booster, features: list[str], 
         rows = frame[frame["split"] == split]
         mlflow.log_metrics({
             f"{split}.rows": float(len(rows)),
-            f"{split}.positives": float(rows[training.LABEL].sum()),
+            f"{split}.label_sum": float(rows[training.LABEL].sum()),
         })
         if len(rows):
-            mlflow.log_params({f"{split}.first_day": str(min(rows[training.SNAPSHOT_DATE])),
-                               f"{split}.last_day": str(max(rows[training.SNAPSHOT_DATE]))})
-    mlflow.log_metrics({"training.rows": float(len(frame)), "training.positives": float(frame[training.LABEL].sum())})
+            mlflow.log_params({f"{split}.first_day": str(min(rows[training.AS_OF_DATE])),
+                               f"{split}.last_day": str(max(rows[training.AS_OF_DATE]))})
 
 
-def _log_evaluation_plots(labels: Any, scores: Any, model: lgb.Booster) -> None:
-    """ROC curve, calibration curve and gain importance, as figures of the run."""
+def _log_evaluation_plots(labels: Any, scores: Any, model: lgb.Booster, task: str) -> None:
+    """ROC and calibration curves (binary) or predicted against actual (regression), and gain
+    importance, as figures of the run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,7 +166,15 @@ def _log_evaluation_plots(labels: Any, scores: Any, model: lgb.Booster) -> None:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import roc_curve
 
-    if len(np.unique(labels)) == 2:
+    if task == "regression" and len(labels):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.scatter(labels, scores, s=4, alpha=0.4)
+        top = float(max(np.max(labels), np.max(scores)))
+        ax.plot([0, top], [0, top], linestyle="--", color="grey")
+        ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (holdout)")
+        mlflow.log_figure(fig, "plots/predicted_vs_actual.png")
+        plt.close(fig)
+    elif len(np.unique(labels)) == 2:
         fpr, tpr, _ = roc_curve(labels, scores)
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.plot(fpr, tpr)
@@ -192,7 +209,7 @@ def _reference_sample(frame: pd.DataFrame, holdout_scores: Any, features: list[s
     train = frame[frame["split"] == "train"]
     train = train.sample(n=min(REFERENCE_ROWS, len(train)), random_state=seed)
     holdout = frame[frame["split"] == "holdout"]
-    columns = [use_case.entity_key, training.SNAPSHOT_DATE, *features, training.LABEL]
+    columns = [*use_case.key_columns, training.AS_OF_DATE, *features, training.LABEL]
     return pd.concat(
         [train[columns].assign(part="train", score=float("nan")),
          holdout[columns].assign(part="holdout", score=holdout_scores)],
@@ -239,12 +256,11 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
     use_case = use_case_of(settings, use_case_name)
     client = registry.connect(settings)
     run = client.get_run(run_id)
-    rows = int(run.data.metrics.get("training.rows", 0))
-    positives = int(run.data.metrics.get("training.positives", 0))
+    summary = {k: float(run.data.metrics.get(f"training.{k}", 0.0)) for k in ("rows", "positives", "label_std")}
     categorical = list(use_case.training.get("categorical", []))
 
     if run.data.tags.get("nightshift.trained") != "true":
-        report = evaluation.GateReport(checks=evaluation.data_checks(rows, positives, use_case.gate))
+        report = evaluation.GateReport(checks=evaluation.data_checks(summary, use_case.gate, use_case.task))
         if report.passed:  # the data problem was upstream of the checks (nothing to train on)
             report.checks.append(evaluation.Check("data.training_set", None, "buildable", False,
                                                   run.data.tags.get("nightshift.data_problem", "no training set")))
@@ -262,7 +278,7 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
                 if champion_service != use_case.feature_service:
                     # the same rows, read through the service the champion was trained on
                     frame = features.training_frame(
-                        settings, champion_service, frame[[use_case.entity_key, features.EVENT_TIMESTAMP]]
+                        settings, champion_service, frame[[*use_case.key_columns, features.EVENT_TIMESTAMP]]
                     )
                 return inputs.predict(champion, frame, categorical)
 
@@ -270,8 +286,8 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
             holdout, labels,
             lambda frame: inputs.predict(challenger, frame, categorical),
             champion_score,
-            rows, positives, use_case.gate, use_case.entity_key,
-            champion_version=None if current is None else str(current.version),
+            summary, use_case.gate, use_case.key_columns,
+            champion_version=None if current is None else str(current.version), task=use_case.task,
         )
 
     with mlflow.start_run(run_id=run_id):
@@ -292,10 +308,17 @@ def _flat_metrics(report: Any) -> dict[str, float]:
             if value is not None:
                 out[f"{prefix}.{name}"] = float(value)
         for slice_name, values in block["slices"].items():
-            for name in ("auc", "pr_auc", "log_loss", "brier", "rows"):
-                if values.get(name) is not None:
-                    out[f"{prefix}.{slice_name.replace('=', '.')}.{name}"] = float(values[name])
+            for name, value in values.items():
+                if value is not None and name not in ("ece", "positives", "mean_label"):
+                    out[f"{prefix}.{_metric_key(slice_name)}.{name}"] = float(value)
     return out
+
+
+def _metric_key(slice_name: str) -> str:
+    """A slice name as an MLflow metric name part (letters, digits, ``_ - . /`` and spaces only)."""
+    import re
+
+    return re.sub(r"[^\w\-./ ]", "_", slice_name.replace("=", "."))
 
 
 # --- step 3: register and promote ---------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Training a challenger: the point-in-time training set, the time-ordered split, LightGBM.
+"""Training a challenger: the point-in-time training set, the purged time splits, LightGBM.
 
-The training set is built only from what was known at each snapshot: features through
-:func:`nightshift.features.training_frame` (the same Feast path scoring uses) and labels whose
-outcome window had closed, from cancellations that had landed, by the run date. This module
+The training set is built only from what was known at the run date: the use case's population
+rows joined to its label model's rows whose ``label_known_at`` had passed by the start of the run
+date, and features through :func:`nightshift.features.training_frame` (the same Feast path scoring
+uses). Splits are by day and purged: ``horizon_days`` lie between train and validation and between
+validation and holdout, so no training label is decided by an event of a later split. This module
 never talks to MLflow (see :mod:`nightshift.modeling.registry`) and never decides a promotion (see
 :mod:`nightshift.modeling.evaluation`).
 """
@@ -10,9 +12,10 @@ never talks to MLflow (see :mod:`nightshift.modeling.registry`) and never decide
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from nightshift.days import end_of_day
 from nightshift.features.store import EVENT_TIMESTAMP
 from nightshift.modeling.inputs import model_input
 from nightshift.settings import Settings
@@ -22,9 +25,10 @@ if TYPE_CHECKING:
     import lightgbm as lgb
     import pandas as pd
 
-#: Columns of a training set besides the features.
+#: Columns of a training set besides the keys and the features.
 LABEL = "label"
-SNAPSHOT_DATE = "snapshot_date"
+AS_OF_DATE = "as_of_date"
+LABEL_KNOWN_AT = "label_known_at"
 SPLITS = ("train", "valid", "holdout")
 
 
@@ -32,119 +36,171 @@ class TrainingDataError(ValueError):
     """The training set cannot be built or split; the message says what is missing."""
 
 
+class LabelModelBroken(TrainingDataError):
+    """The label model breaks its contract (a label known before its day ends, a key twice a day)."""
+
+
 @dataclass(frozen=True)
 class TrainingWindow:
-    """The snapshot days a training set covers, and the run date whose knowledge it uses."""
+    """The population days a training set covers, and the moment whose knowledge it uses."""
 
     run_date: date
     first_day: date
     last_day: date
 
+    @property
+    def cutoff(self) -> datetime:
+        """Labels known by this moment (the start of the run date) may be used."""
+        return knowledge_cutoff(self.run_date)
+
     def as_dict(self) -> dict[str, str]:
         return {"run_date": self.run_date.isoformat(), "first_day": self.first_day.isoformat(),
-                "last_day": self.last_day.isoformat()}
+                "last_day": self.last_day.isoformat(), "labels_known_by": self.cutoff.isoformat()}
 
 
-def training_window(use_case: UseCase, run_date: date) -> TrainingWindow:
-    """The latest ``window_days`` snapshot days whose outcome window closed by ``run_date``.
-
-    A snapshot of day D is labelled by what happens in (D, D + horizon]; that is known only
-    from the end of D + horizon, so the last usable day is ``run_date - horizon``.
-    """
-    horizon = int(use_case.label["horizon_days"])
-    last_day = run_date - timedelta(days=horizon)
-    first_day = last_day - timedelta(days=int(use_case.training.get("window_days", 60)) - 1)
-    return TrainingWindow(run_date, first_day, last_day)
+def knowledge_cutoff(run_date: date) -> datetime:
+    """A retrain for run date R knows what was known at the start of R (the end of R - 1)."""
+    return end_of_day(run_date - timedelta(days=1))
 
 
-def label_spine(settings: Settings, use_case: UseCase, window: TrainingWindow) -> pd.DataFrame:
-    """One row per entity per snapshot day in ``window``, with its label as known at the run date.
+def known_labels(settings: Settings, use_case: UseCase, run_date: date) -> pd.DataFrame:
+    """The label model's rows whose label was known by the start of ``run_date``, keys typed.
 
-    Entities come from the use case's ``entity_source`` partitions (who was active on D).
-    Label: the entity's first cancellation falls in (D, D + horizon]; only cancellations that
-    had landed by the run date count, so no label comes from the future.
-
-    Returns:
-        ``<entity key>, event_timestamp`` (end of D, when D's features are known),
-        ``snapshot_date`` and ``label`` (0/1), sorted by snapshot day and key.
+    Raises:
+        LabelModelBroken: a label known before the end of its own day, or a key twice on a day;
+            the message names the rows.
+        TrainingDataError: the label model has not been built.
     """
     import pandas as pd
 
-    from nightshift.days import end_of_day
-    from nightshift.warehouse import Warehouse, WarehouseError, raw_table
+    from nightshift.warehouse import Warehouse, WarehouseError
 
-    key = use_case.entity_key
-    warehouse = Warehouse.from_uri(settings.warehouse_uri)
-    frames = []
-    day = window.first_day
-    while day <= window.last_day:
-        try:
-            active = warehouse.read(raw_table(use_case.entity_source), {"batch_date": day})
-        except WarehouseError:
-            active = None  # a day that was never ingested contributes no rows
-        if active is not None and len(active):
-            frames.append(pd.DataFrame({key: active[key].astype("int64").unique(), SNAPSHOT_DATE: day}))
-        day += timedelta(days=1)
-    if not frames:
-        raise TrainingDataError(
-            f"no {use_case.entity_source} snapshots between {window.first_day} and {window.last_day} "
-            f"(run date {window.run_date}, horizon {use_case.label['horizon_days']} days): ingest at least "
-            "window_days + horizon days of history before training"
-        )
-    spine = pd.concat(frames, ignore_index=True)
-
-    label_source = use_case.label["source"]
     try:
-        events = warehouse.read(raw_table(label_source))
-    except WarehouseError:
-        events = pd.DataFrame({key: [], "cancelled_at": [], "batch_date": []})
-    landed = pd.to_datetime(events["batch_date"]).dt.date <= window.run_date
-    first_event = (
-        events[landed].assign(event_day=pd.to_datetime(events["cancelled_at"]).dt.date)
-        .groupby(key)["event_day"].min()
-    )
-    event_day = spine[key].map(first_event)
-    horizon = timedelta(days=int(use_case.label["horizon_days"]))
-    after = event_day.notna() & (event_day > spine[SNAPSHOT_DATE])
-    within = after & (event_day <= spine[SNAPSHOT_DATE] + horizon)
-    spine[LABEL] = within.astype("int64")
-    # end of each snapshot day, computed once per distinct day (not once per row)
-    ends = {d: pd.Timestamp(end_of_day(d)) for d in spine[SNAPSHOT_DATE].unique()}
-    spine[EVENT_TIMESTAMP] = pd.to_datetime(spine[SNAPSHOT_DATE].map(ends), utc=True)
-    return spine[[key, EVENT_TIMESTAMP, SNAPSHOT_DATE, LABEL]].sort_values([SNAPSHOT_DATE, key], ignore_index=True)
+        labels = Warehouse.from_uri(settings.warehouse_uri).read(use_case.label_table)
+    except WarehouseError as exc:
+        raise TrainingDataError(
+            f"label model {use_case.label_table} cannot be read ({exc}): run the `features_{use_case.name}` DAG "
+            "(it builds the use case's dbt models) before retraining"
+        ) from exc
+    missing = [c for c in [*use_case.key_columns, AS_OF_DATE, LABEL, LABEL_KNOWN_AT] if c not in labels.columns]
+    if missing:
+        raise LabelModelBroken(f"label model {use_case.label_table} lacks column(s) {missing}: it must give the keys "
+                               f"{use_case.key_columns}, {AS_OF_DATE}, {LABEL} and {LABEL_KNOWN_AT}")
+    labels = _typed(labels, use_case)
+    known_at = pd.to_datetime(labels[LABEL_KNOWN_AT], utc=True)
+    day_end = pd.to_datetime(labels[AS_OF_DATE]).dt.tz_localize("UTC") + pd.Timedelta(days=1)
+    early = labels[known_at < day_end]
+    if len(early):
+        raise LabelModelBroken(
+            f"label model {use_case.label_table}: {len(early)} row(s) have {LABEL_KNOWN_AT} before the end of their "
+            f"{AS_OF_DATE} (a label cannot be known before its day's features), e.g. "
+            f"{early.head(5).to_dict('records')}. Fix dbt/models/labels/{use_case.label_model}.sql"
+        )
+    twice = labels[labels.duplicated([*use_case.key_columns, AS_OF_DATE], keep=False)]
+    if len(twice):
+        raise LabelModelBroken(
+            f"label model {use_case.label_table}: {len(twice)} row(s) repeat keys {use_case.key_columns} on one "
+            f"{AS_OF_DATE}, e.g. {twice.head(6).to_dict('records')}. Fix dbt/models/labels/{use_case.label_model}.sql"
+        )
+    return labels[known_at <= pd.Timestamp(knowledge_cutoff(run_date))].reset_index(drop=True)
+
+
+def _typed(frame: pd.DataFrame, use_case: UseCase) -> pd.DataFrame:
+    """Keys in the use case's types and ``as_of_date`` as a date."""
+    import pandas as pd
+
+    frame = frame.astype(use_case.key_dtypes)
+    frame[AS_OF_DATE] = pd.to_datetime(frame[AS_OF_DATE]).dt.date
+    return frame
+
+
+def labelled_population(settings: Settings, use_case: UseCase, run_date: date) -> tuple[pd.DataFrame, TrainingWindow]:
+    """The population rows of the latest ``training.window_days`` days with known labels, labelled.
+
+    Returns:
+        ``<keys>, event_timestamp`` (end of the row's day), ``as_of_date`` and ``label``, sorted by
+        day and keys, and the window it covers.
+    """
+    import pandas as pd
+
+    from nightshift.warehouse import Warehouse, WarehouseError
+
+    labels = known_labels(settings, use_case, run_date)
+    if labels.empty:
+        raise TrainingDataError(
+            f"no label of {use_case.label_table} was known by {knowledge_cutoff(run_date):%Y-%m-%d %H:%M} UTC "
+            f"(run date {run_date}, horizon {use_case.horizon_days} days): ingest at least window_days + "
+            f"{use_case.horizon_days} days of history before training"
+        )
+    days = sorted(labels[AS_OF_DATE].unique())[-int(use_case.training.get("window_days", 60)):]
+    window = TrainingWindow(run_date, days[0], days[-1])
+    try:
+        population = Warehouse.from_uri(settings.warehouse_uri).read_range(
+            use_case.population_table, AS_OF_DATE, window.first_day, window.last_day)
+    except WarehouseError as exc:
+        raise TrainingDataError(f"population model {use_case.population_table} cannot be read ({exc}): run the "
+                                f"`features_{use_case.name}` DAG before retraining") from exc
+    keys = [*use_case.key_columns, AS_OF_DATE]
+    frame = _typed(population[keys].drop_duplicates(), use_case).merge(labels[[*keys, LABEL]], on=keys, how="inner")
+    ends = {d: pd.Timestamp(end_of_day(d)) for d in frame[AS_OF_DATE].unique()}
+    frame[EVENT_TIMESTAMP] = pd.to_datetime(frame[AS_OF_DATE].map(ends), utc=True)
+    frame = frame.sort_values([AS_OF_DATE, *use_case.key_columns], ignore_index=True)
+    return frame[[*use_case.key_columns, EVENT_TIMESTAMP, AS_OF_DATE, LABEL]], window
 
 
 def build_training_set(settings: Settings, use_case: UseCase, run_date: date) -> tuple[pd.DataFrame, TrainingWindow]:
-    """The labelled spine joined point-in-time with the use case's feature service."""
+    """The labelled population joined point-in-time with the use case's feature service."""
     from nightshift.features import training_frame
 
-    window = training_window(use_case, run_date)
-    spine = label_spine(settings, use_case, window)
+    spine, window = labelled_population(settings, use_case, run_date)
     return training_frame(settings, use_case.feature_service, spine), window
 
 
-def assign_splits(frame: pd.DataFrame, use_case: UseCase) -> pd.Series:
-    """``train`` / ``valid`` / ``holdout`` per row, by snapshot day: the holdout is the most recent.
+def split_days(days: list[date], holdout_days: int, valid_days: int, gap_days: int) -> dict[date, str]:
+    """``train`` / ``valid`` / ``holdout`` (or ``purged``) per day, the holdout the most recent.
+
+    ``gap_days`` days are purged between train and valid and between valid and holdout: the label
+    of a day D is decided by events in (D, D + horizon], so with a gap of ``horizon`` days no label
+    of an earlier split is decided by an event of a later one.
 
     Raises:
-        TrainingDataError: fewer distinct days than the three splits need.
+        TrainingDataError: too few days for the three splits and the two gaps.
     """
+    days = sorted(days)
+    if not days:
+        raise TrainingDataError("no days to split")
+    last = days[-1]
+    holdout_start = last - timedelta(days=holdout_days - 1)
+    valid_end = holdout_start - timedelta(days=gap_days + 1)
+    valid_start = valid_end - timedelta(days=valid_days - 1)
+    train_end = valid_start - timedelta(days=gap_days + 1)
+    split = {}
+    for day in days:
+        if day >= holdout_start:
+            split[day] = "holdout"
+        elif valid_start <= day <= valid_end:
+            split[day] = "valid"
+        elif day <= train_end:
+            split[day] = "train"
+        else:
+            split[day] = "purged"
+    if "train" not in split.values() or "valid" not in split.values():
+        span = holdout_days + valid_days + 2 * gap_days + 1
+        raise TrainingDataError(
+            f"{len(days)} days ({days[0]}..{last}) cannot hold {holdout_days} holdout days, {valid_days} validation "
+            f"days, two purge gaps of {gap_days} days (the label horizon) and at least one training day: that needs "
+            f"{span}+ days. Land more history, raise training.window_days, or lower valid_days/holdout_days"
+        )
+    return split
+
+
+def assign_splits(frame: pd.DataFrame, use_case: UseCase) -> pd.Series:
+    """The split of each row of ``frame`` by its ``as_of_date`` (see :func:`split_days`)."""
     import pandas as pd
 
-    days = sorted(frame[SNAPSHOT_DATE].unique())
-    holdout_days = int(use_case.training.get("holdout_days", 7))
-    valid_days = int(use_case.training.get("valid_days", 5))
-    if len(days) < holdout_days + valid_days + 1:
-        raise TrainingDataError(
-            f"{len(days)} snapshot days cannot be split into train, {valid_days} validation and "
-            f"{holdout_days} holdout days; land more history or lower training.valid_days/holdout_days"
-        )
-    holdout_start = days[-holdout_days]
-    valid_start = days[-(holdout_days + valid_days)]
-    split = pd.Series("train", index=frame.index)
-    split[frame[SNAPSHOT_DATE] >= valid_start] = "valid"
-    split[frame[SNAPSHOT_DATE] >= holdout_start] = "holdout"
-    return split
+    split = split_days(list(frame[AS_OF_DATE].unique()), int(use_case.training.get("holdout_days", 7)),
+                       int(use_case.training.get("valid_days", 5)), use_case.horizon_days)
+    return pd.Series(frame[AS_OF_DATE].map(split).to_numpy(), index=frame.index)
 
 
 def train_model(
@@ -156,7 +212,8 @@ def train_model(
     config = use_case.training
     categorical = [c for c in config.get("categorical", []) if c in features]
     seed = int(config.get("seed", 42))
-    params: dict[str, Any] = {"objective": "binary", "verbosity": -1, **config.get("params", {}),
+    objective = "binary" if use_case.task == "binary" else "regression"
+    params: dict[str, Any] = {"objective": objective, "verbosity": -1, **config.get("params", {}),
                               "seed": seed, "deterministic": True, "num_threads": int(config.get("num_threads", 0))}
     train = split == "train"
     valid = split == "valid"

@@ -15,9 +15,9 @@ from nightshift.scoring.planning import (
     plan,
 )
 from nightshift.scoring.publishing import band_of, publish, score_day
-from nightshift.scoring.shards import score_shard, shard_of, spine
+from nightshift.scoring.shards import score_shard, shard_of
 
 __all__ = [
     "SHADOW_ALIAS", "FeatureContractBroken", "NoChampion", "ScoringInvariantBroken", "ScoringPlan",
-    "already_published", "band_of", "plan", "publish", "score_day", "score_shard", "shard_of", "spine",
+    "already_published", "band_of", "plan", "publish", "score_day", "score_shard", "shard_of",
 ]

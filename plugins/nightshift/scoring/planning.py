@@ -28,7 +28,7 @@ class FeatureContractBroken(RuntimeError):
 
 
 class ScoringInvariantBroken(RuntimeError):
-    """scored + errors != spine: a customer would be lost."""
+    """scored + errors != population: an entity would be lost."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,9 @@ class ScoringPlan:
     @property
     def target(self) -> str:
         """The table this plan's scores are published to."""
-        from nightshift.warehouse import PREDICTIONS, SHADOW_PREDICTIONS
+        from nightshift.warehouse import predictions_table, shadow_predictions_table
 
-        return PREDICTIONS if self.alias == "champion" else SHADOW_PREDICTIONS
+        return predictions_table(self.use_case) if self.alias == "champion" else shadow_predictions_table(self.use_case)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +119,7 @@ def already_published(settings: Settings, scoring_plan: ScoringPlan) -> bool:
 
     try:
         current = Warehouse.from_uri(settings.warehouse_uri).read(
-            scoring_plan.target, {"use_case": scoring_plan.use_case, "scoring_date": scoring_plan.day})
+            scoring_plan.target, {"scoring_date": scoring_plan.day})
     except WarehouseError:
         return False
     return len(current) > 0 and set(current["model_version"].astype(str)) == {scoring_plan.model_version}

@@ -11,7 +11,8 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from nightshift.scoring.planning import ScoringInvariantBroken, ScoringPlan, plan
-from nightshift.scoring.shards import score_shard, spine
+from nightshift.features.readiness import population_of
+from nightshift.scoring.shards import score_shard
 from nightshift.settings import Settings
 from nightshift.usecase import use_case_of
 
@@ -29,35 +30,38 @@ def publish(settings: Settings, scoring_plan: ScoringPlan, airflow_run_id: str |
     import pandas as pd
 
     from nightshift.warehouse import (
-        PREDICTION_ERRORS, SCORING_ERRORS_STAGING, SCORING_STAGING, PartitionWrite, Warehouse, WarehouseError,
+        PartitionWrite, Warehouse, WarehouseError, prediction_errors_table, scoring_staging_tables,
     )
 
     use_case = use_case_of(settings, scoring_plan.use_case)
-    key = use_case.entity_key
+    keys = use_case.key_columns
     day = scoring_plan.day
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    staged_scores, staged_errors = scoring_staging_tables(use_case.name)
     scored, failed = [], []
     for shard in range(scoring_plan.shards):
-        partition = {"use_case": scoring_plan.use_case, "scoring_date": day, "alias": scoring_plan.alias, "shard": shard}
+        partition = {"scoring_date": day, "alias": scoring_plan.alias, "shard": shard}
         try:
-            scored.append(warehouse.read(SCORING_STAGING, partition))
-            failed.append(warehouse.read(SCORING_ERRORS_STAGING, partition))
+            scored.append(warehouse.read(staged_scores, partition))
+            failed.append(warehouse.read(staged_errors, partition))
         except WarehouseError as exc:
             raise ScoringInvariantBroken(f"shard {shard} of {scoring_plan.shards} was not scored for {day}: {exc}") from exc
-    staging = ["use_case", "scoring_date", "alias", "shard"]
-    scores = pd.concat(scored, ignore_index=True).drop(columns=staging, errors="ignore")
-    errors = pd.concat(failed, ignore_index=True).drop(columns=staging, errors="ignore")
-    expected = len(spine(settings, use_case, day))
-    if len(scores) + len(errors) != expected or scores[key].duplicated().any():
+    staging = ["scoring_date", "alias", "shard"]
+    scores = pd.concat(scored, ignore_index=True).drop(columns=staging, errors="ignore").astype(use_case.key_dtypes)
+    errors = pd.concat(failed, ignore_index=True).drop(columns=staging, errors="ignore").astype(use_case.key_dtypes)
+    expected = len(population_of(settings, use_case, day))
+    if len(scores) + len(errors) != expected or scores.duplicated(keys).any():
         raise ScoringInvariantBroken(
-            f"{use_case.name} {day}: {len(scores)} scored + {len(errors)} errors != {expected} customers in the spine "
-            "(or a customer was scored twice); nothing was published. Re-run the scoring tasks of this run"
+            f"{use_case.name} {day}: {len(scores)} scored + {len(errors)} errors != {expected} entities in the "
+            "population (or an entity was scored twice); nothing was published. Re-run the scoring tasks of this run"
         )
     now = pd.Timestamp(datetime.now(timezone.utc)).tz_localize(None)
-    scores = scores.sort_values(["score", key], ascending=[False, True], ignore_index=True)
+    scores = scores.sort_values(["score", *keys], ascending=[False] + [True] * len(keys), ignore_index=True)
     rank = np.arange(1, len(scores) + 1)
     scores["decile"] = np.ceil(rank * 10 / max(len(scores), 1)).astype("int64")
-    scores["band"] = band_of(scores["score"].to_numpy(), use_case.scoring.get("bands", {"high": 0.3, "medium": 0.1, "low": 0.0}))
+    # Probability bands are for binary use cases; a regression's scores are ranked by decile only.
+    bands = use_case.scoring.get("bands") if use_case.task == "binary" else None
+    scores["band"] = band_of(scores["score"].to_numpy(), bands) if bands else None
     lineage = {
         "model_name": scoring_plan.model_name,
         "model_version": scoring_plan.model_version,
@@ -66,10 +70,10 @@ def publish(settings: Settings, scoring_plan: ScoringPlan, airflow_run_id: str |
     }
     scores = scores.assign(**lineage, scored_at=now).astype({c: "string" for c in [*lineage, "band"]})
     errors = errors.assign(alias=scoring_plan.alias, **lineage, scored_at=now).astype({c: "string" for c in [*lineage, "alias"]})
-    partition = {"use_case": scoring_plan.use_case, "scoring_date": day}
+    partition = {"scoring_date": day}
     writes = [PartitionWrite(scoring_plan.target, partition, scores)]
     if scoring_plan.alias == "champion":
-        writes.append(PartitionWrite(PREDICTION_ERRORS, partition, errors))
+        writes.append(PartitionWrite(prediction_errors_table(use_case.name), partition, errors))
     warehouse.replace_partitions(writes)
     return {"table": scoring_plan.target, "scoring_date": scoring_plan.scoring_date, "scored": int(len(scores)),
             "errors": int(len(errors)), "spine": expected, "model_version": scoring_plan.model_version}
