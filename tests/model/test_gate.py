@@ -42,7 +42,7 @@ def synthetic_training_set(seed: int = 0) -> pd.DataFrame:
     frame = pd.DataFrame({
         "customer_id": np.tile(np.arange(1, CUSTOMERS + 1), DAYS),
         "event_timestamp": pd.to_datetime(days) + pd.Timedelta(days=1),
-        training.SNAPSHOT_DATE: days,
+        training.AS_OF_DATE: days,
         "sessions_7d": sessions / 4, "sessions_28d": sessions,
         "minutes_7d": sessions * 6 / 4, "minutes_28d": sessions * 6,
         "spend_7d": rng.gamma(2, 5, n), "spend_28d": rng.gamma(4, 5, n),
@@ -63,14 +63,15 @@ def synthetic_training_set(seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def use_case() -> UseCase:
     churn = load_use_case(PROJECT_ROOT / "config" / "churn.yaml")
-    return replace(churn, training={**churn.training, "num_boost_round": 300})
+    # a 2-day label horizon: 28 synthetic days then hold train, two purge gaps, validation and holdout
+    return replace(churn, horizon_days=2, training={**churn.training, "num_boost_round": 300})
 
 
 @pytest.fixture(scope="module")
 def data(use_case: UseCase) -> pd.DataFrame:
     frame = synthetic_training_set()
     frame["split"] = training.assign_splits(frame, use_case).to_numpy()
-    return frame
+    return frame[frame["split"] != "purged"].reset_index(drop=True)
 
 
 def fit(data: pd.DataFrame, use_case: UseCase, features: list[str] = FEATURES, labels: pd.Series | None = None):
@@ -82,14 +83,15 @@ def scorer(model, use_case: UseCase):
     return lambda frame: inputs.predict(model, frame, use_case.training["categorical"])
 
 
-def judge(data: pd.DataFrame, use_case: UseCase, challenger, champion=None, gate: dict | None = None):
+def judge(data: pd.DataFrame, use_case: UseCase, challenger, champion=None, gate: dict | None = None,
+          task: str = "binary"):
     holdout = data[data["split"] == "holdout"]
     train = data[data["split"] != "holdout"]
     return evaluation.gate(
         holdout, holdout[training.LABEL].to_numpy(), scorer(challenger, use_case),
         None if champion is None else scorer(champion, use_case),
-        len(train), int(train[training.LABEL].sum()), gate or use_case.gate, use_case.entity_key,
-        champion_version=None if champion is None else "1",
+        evaluation.label_summary(train[training.LABEL]), gate or use_case.gate, use_case.key_columns,
+        champion_version=None if champion is None else "1", task=task,
     )
 
 
@@ -167,9 +169,9 @@ def test_directional_check_fails_a_model_where_more_tickets_mean_less_churn(data
 
 def test_invariance_check_catches_a_scorer_that_reads_the_entity_id(data, use_case, good_model) -> None:
     holdout = data[data["split"] == "holdout"]
-    honest = evaluation.behaviour_checks(holdout, scorer(good_model, use_case), use_case.gate, "customer_id")
+    honest = evaluation.behaviour_checks(holdout, scorer(good_model, use_case), use_case.gate, ["customer_id"])
     leaky = evaluation.behaviour_checks(
-        holdout, lambda frame: (frame["customer_id"].to_numpy() % 7) / 7.0, use_case.gate, "customer_id"
+        holdout, lambda frame: (frame["customer_id"].to_numpy() % 7) / 7.0, use_case.gate, ["customer_id"]
     )
     assert check(evaluation.GateReport(honest), "behaviour.invariance.entity_id").passed
     assert not check(evaluation.GateReport(leaky), "behaviour.invariance.entity_id").passed
@@ -185,7 +187,7 @@ def test_invariance_check_catches_a_scorer_that_reads_the_entity_id(data, use_ca
     ids=["too_small", "no_positives", "all_positives"],
 )
 def test_data_checks_fail_with_a_clear_reason(use_case, rows, positives, failing, detail) -> None:
-    checks = {c.name: c for c in evaluation.data_checks(rows, positives, use_case.gate)}
+    checks = {c.name: c for c in evaluation.data_checks({"rows": rows, "positives": positives}, use_case.gate)}
     assert not checks[failing].passed and detail in checks[failing].detail
 
 
@@ -201,3 +203,51 @@ def test_report_renders_every_check(data, use_case, good_model, weak_model) -> N
     assert all(f"| {c.name} |" in markdown for c in report.checks)
     as_dict = report.as_dict()
     assert as_dict["verdict"] == "passed" and len(as_dict["checks"]) == len(report.checks)
+
+
+# --- regression: the same gate, with the task's metrics ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regression() -> tuple[UseCase, pd.DataFrame]:
+    """A regression use case (the shipped churn file turned into one) on a known linear target."""
+    churn = load_use_case(PROJECT_ROOT / "config" / "churn.yaml")
+    use_case = replace(churn, task="regression", horizon_days=2,
+                       training={**churn.training, "num_boost_round": 200, "params": {"learning_rate": 0.1}},
+                       gate={"min_rows": 1000, "max_rmse": 3.0, "min_improvement": 0.0, "slices": ["region"],
+                             "slice_tolerance": 0.5, "bias_tolerance": 0.1, "min_slice_rows": 100,
+                             "directional": [{"feature": "sessions_28d", "delta": 5, "direction": "up"}]})
+    frame = synthetic_training_set(seed=4)
+    frame[training.LABEL] = 2.0 + 0.5 * frame["sessions_28d"] + np.random.default_rng(1).normal(0, 1, len(frame))
+    frame["split"] = training.assign_splits(frame, use_case).to_numpy()
+    return use_case, frame[frame["split"] != "purged"].reset_index(drop=True)
+
+
+def test_regression_gate_judges_rmse_mae_and_bias(regression) -> None:
+    use_case, data = regression
+    good = fit(data, use_case)
+    report = judge(data, use_case, good, gate=use_case.gate, task="regression")
+    names = [c.name for c in report.checks]
+    assert names[:2] == ["data.min_rows", "data.label_variance"]
+    assert {"floor.rmse", "improvement.rmse", "slices.rmse", "calibration.bias",
+            "behaviour.directional.sessions_28d"} <= set(names)
+    assert report.passed, report.reasons
+    overall = report.challenger_metrics["overall"]
+    assert overall["rmse"] < 1.5 and overall["mae"] < overall["rmse"] and abs(overall["bias"]) < 0.2
+
+
+def test_regression_gate_fails_a_model_worse_than_its_champion_and_a_biased_one(regression) -> None:
+    use_case, data = regression
+    good, blind = fit(data, use_case), fit(data, use_case, ["plan", "tenure_days"])
+    against = judge(data, use_case, blind, good, gate=use_case.gate, task="regression")
+    assert not check(against, "improvement.rmse").passed and not check(against, "floor.rmse").passed
+    biased = lambda frame: inputs.predict(good, frame, use_case.training["categorical"]) + 3.0  # noqa: E731
+    holdout = data[data["split"] == "holdout"]
+    report = evaluation.gate(holdout, holdout[training.LABEL].to_numpy(), biased, None,
+                             evaluation.label_summary(data[training.LABEL]), use_case.gate, ["customer_id"], task="regression")
+    assert not check(report, "calibration.bias").passed and "of the mean label" in check(report, "calibration.bias").detail
+
+
+def test_a_constant_regression_label_fails_the_data_checks() -> None:
+    checks = {c.name: c for c in evaluation.data_checks(evaluation.label_summary([3.0] * 2000), {}, "regression")}
+    assert checks["data.min_rows"].passed and not checks["data.label_variance"].passed

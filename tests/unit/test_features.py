@@ -21,6 +21,7 @@ from nightshift import days, features
 from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.ingest import configured_source, ingest_batch
 from nightshift.settings import Settings
+from nightshift.usecase import use_case_of
 from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse, raw_table
 
 START = date(2026, 1, 1)
@@ -96,14 +97,14 @@ def test_definition_naming_a_missing_column_fails_at_apply_before_the_registry_c
 ) -> None:
     repo = tmp_path / "feature_repo"
     shutil.copytree(features.FEATURE_REPO, repo)
-    definitions = repo / "definitions.py"
+    definitions = repo / "churn.py"
     text = definitions.read_text()
     declared = '        Field(name="days_since_last_activity", dtype=Float64),\n'
     assert declared in text
     definitions.write_text(text.replace(declared, declared + '        Field(name="discount_28d", dtype=Float64),\n'))
 
     with pytest.raises(ValueError, match=r"customer_activity.*\['discount_28d'\].*customer_activity_daily"):
-        features.apply_definitions(world.settings, repo)
+        features.apply_definitions(world.settings, repo_path=repo)
 
     store = features.feature_store(world.settings)
     assert "discount_28d" not in [f.name for f in store.get_feature_view("customer_activity").features]
@@ -227,7 +228,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     shutil.copytree(features.FEATURE_REPO, repo)
 
     # 1. the dbt model computes the new column
-    model = dbt_project / "models" / "features" / "customer_activity_daily.sql"
+    model = dbt_project / "models" / "features" / "churn" / "customer_activity_daily.sql"
     last_column = "        cast(feature_date - last_active_date as double precision) as days_since_last_activity\n"
     text = model.read_text()
     assert last_column in text
@@ -239,7 +240,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
         )
     )
     # 2. its YAML documents it
-    schema = dbt_project / "models" / "features" / "_features.yml"
+    schema = dbt_project / "models" / "features" / "churn" / "_churn_features.yml"
     documented = "      - name: days_since_last_activity\n"
     schema.write_text(
         schema.read_text().replace(
@@ -249,7 +250,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     )
     # 3. the feature view declares it and a new service version serves it (churn_v1 lists its
     #    features by name, so it stays exactly as released)
-    definitions = repo / "definitions.py"
+    definitions = repo / "churn.py"
     declared = '        Field(name="days_since_last_activity", dtype=Float64),\n'
     text = definitions.read_text()
     text = text.replace(declared, declared + '        Field(name="spend_per_session_28d", dtype=Float64),\n')
@@ -265,7 +266,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
 
     # 4. build, apply, read
     features.run_dbt(world.settings, features.DBT_FEATURES_BUILD, project_dir=dbt_project)
-    features.apply_definitions(world.settings, repo)
+    features.apply_definitions(world.settings, repo_path=repo)
     ids = customers_on(world, LAST)
     v2 = features.training_frame(world.settings, "churn_v2", spine(ids, LAST))
     v1 = features.training_frame(world.settings, "churn_v1", spine(ids, LAST))
@@ -305,9 +306,11 @@ def test_candidate_days_come_from_triggering_events_latest_first() -> None:
 
 def test_resolve_day_takes_the_latest_day_every_source_finished(world: World) -> None:
     later = LAST + timedelta(days=1)
-    assert features.resolve_day(world.settings, [later, LAST, START]) == LAST
+    churn = use_case_of(world.settings, "churn")
+    assert features.resolve_day(world.settings, churn, [later, LAST, START]) == LAST
     with pytest.raises(features.FeatureDataMissing) as missing:
-        features.resolve_day(world.settings, [later])
+        features.resolve_day(world.settings, churn, [later])
     assert str(missing.value).startswith(
-        f"no raw data for ['activity', 'cancellations', 'customers'] on {later}: run the `ingest` DAG for {later} first"
+        f"no raw data for ['activity', 'cancellations', 'customers'] on {later} (use case churn): run the "
+        f"`ingest_activity`, `ingest_cancellations`, `ingest_customers` DAG for {later} first"
     )

@@ -20,7 +20,7 @@ from nightshift.modeling import inputs, registry
 from nightshift.usecase import use_case_of
 from nightshift.settings import Settings
 from nightshift.warehouse import (
-    PREDICTION_ERRORS, PREDICTIONS, SHADOW_PREDICTIONS, PartitionWrite, Warehouse, raw_table,
+    PartitionWrite, Warehouse, prediction_errors_table, predictions_table, raw_table, shadow_predictions_table,
 )
 from tests.unit.test_features import LAST, START, World, build_world, customers_on, spine
 
@@ -76,8 +76,11 @@ def with_config(settings: Settings, tmp_path: Path, **scoring_config: object) ->
     return dataclasses.replace(settings, config_dir=config_dir)
 
 
+PREDICTIONS = predictions_table("churn")
+
+
 def published(world: World, table: str = PREDICTIONS) -> pd.DataFrame:
-    frame = world.warehouse.read(table, {"use_case": "churn", "scoring_date": LAST})
+    frame = world.warehouse.read(table, {"scoring_date": LAST})
     return frame.sort_values("customer_id", ignore_index=True)
 
 
@@ -110,10 +113,10 @@ def test_every_customer_is_scored_with_lineage(world: World, champion: str) -> N
 def test_rerunning_a_day_replaces_exactly_that_day(world: World, champion: str) -> None:
     scoring.score_day(world.settings, "churn", START)
     scoring.score_day(world.settings, "churn", LAST)
-    first, other_day = published(world), world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": START})
+    first, other_day = published(world), world.warehouse.read(PREDICTIONS, {"scoring_date": START})
     scoring.score_day(world.settings, "churn", LAST)
     pd.testing.assert_frame_equal(first.drop(columns=LINEAGE), published(world).drop(columns=LINEAGE))
-    pd.testing.assert_frame_equal(world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": START}), other_day)
+    pd.testing.assert_frame_equal(world.warehouse.read(PREDICTIONS, {"scoring_date": START}), other_day)
 
 
 def test_sharded_result_equals_unsharded(world: World, champion: str, tmp_path: Path) -> None:
@@ -128,35 +131,41 @@ def test_sharded_result_equals_unsharded(world: World, champion: str, tmp_path: 
     pd.testing.assert_frame_equal(unsharded.drop(columns=LINEAGE), published(world).drop(columns=LINEAGE))
 
 
-def test_shards_are_a_stable_partition_of_the_ids() -> None:
-    ids = np.arange(1, 10_001)
+def test_shards_are_a_stable_partition_of_the_keys() -> None:
+    ids = pd.DataFrame({"customer_id": np.arange(1, 10_001)})
     first, again = scoring.shard_of(ids, 4), scoring.shard_of(ids[::-1], 4)[::-1]
     assert (first == again).all() and set(first) == {0, 1, 2, 3}
     assert np.bincount(first).min() > 2_200, "roughly even shards"
+    pairs = pd.DataFrame({"store_id": [f"S{i % 7}" for i in range(5000)], "product_id": [f"P{i}" for i in range(5000)]})
+    composite = scoring.shard_of(pairs, 3)
+    assert (composite == scoring.shard_of(pairs.copy(), 3)).all() and set(composite) == {0, 1, 2}
 
 
-def test_missing_features_are_counted_and_unscorable_customers_go_to_errors(world: World, champion: str) -> None:
+def test_missing_features_are_counted_and_unscorable_entities_go_to_errors(world: World, champion: str) -> None:
     settings, warehouse = world.settings, world.warehouse
-    customers = warehouse.read(raw_table("customers"), {"batch_date": LAST}).drop(columns="batch_date")
-    activity_file = settings.warehouse_dir / "tables" / "features" / "customer_activity_daily" / "part.parquet"
+    tables = settings.warehouse_dir / "tables"
+    population_file = tables / "populations" / "churn_population" / "part.parquet"
+    population = pd.read_parquet(population_file)
+    customers = population[population["as_of_date"] == pd.Timestamp(LAST).date()]
+    activity_file = tables / "features" / "customer_activity_daily" / "part.parquet"
     activity = pd.read_parquet(activity_file)
     no_activity = customers_on(world, LAST)[:2]
-    stranger = customers.head(1).assign(customer_id=999_999)  # in the day's snapshot, unknown to every feature view
+    stranger = customers.head(1).assign(customer_id=999_999)  # in the day's population, unknown to every feature view
     try:
-        warehouse.replace_partitions([PartitionWrite(raw_table("customers"), {"batch_date": LAST}, pd.concat([customers, stranger]))])
+        pd.concat([population, stranger]).to_parquet(population_file, index=False)
         activity[~activity["customer_id"].isin(no_activity)].to_parquet(activity_file, index=False)
 
         result = scoring.score_day(settings, "churn", LAST)
 
         scores = published(world).set_index("customer_id")
-        errors = warehouse.read(PREDICTION_ERRORS, {"use_case": "churn", "scoring_date": LAST})
+        errors = warehouse.read(prediction_errors_table("churn"), {"scoring_date": LAST})
         assert result["scored"] + result["errors"] == result["spine"] == len(customers) + 1
-        assert errors["customer_id"].tolist() == ["999999"]
+        assert errors["customer_id"].tolist() == [999_999], "the use case's own key, in its own type"
         assert "no feature of churn_v1 is known for it" in errors["reason"].iloc[0]
         assert (scores.loc[no_activity, "features_missing"] == 12).all(), "activity's 12 features missing, scored anyway"
         assert scores.drop(index=no_activity)["features_missing"].lt(12).all()
     finally:
-        warehouse.replace_partitions([PartitionWrite(raw_table("customers"), {"batch_date": LAST}, customers)])
+        population.to_parquet(population_file, index=False)
         activity.to_parquet(activity_file, index=False)
 
 
@@ -192,7 +201,7 @@ def test_model_needing_a_feature_its_service_lacks_is_refused(world: World, cham
 
 def test_no_features_for_the_day_names_it_and_the_features_dag(world: World, champion: str) -> None:
     later = LAST + timedelta(days=1)
-    with pytest.raises(features.FeatureDataMissing, match=rf"no features for {later}.*run the `features` DAG"):
+    with pytest.raises(features.FeatureDataMissing, match=rf"no features for {later}.*run the `features_churn` DAG"):
         scoring.plan(world.settings, "churn", later)
 
 
@@ -203,8 +212,8 @@ def test_shadow_scores_the_challenger_and_leaves_daily_alone(world: World, champ
     challenger = register_model(world.settings, "challenger", seed=3)
     try:
         result = scoring.score_day(world.settings, "churn", LAST, alias="challenger")
-        shadow = published(world, SHADOW_PREDICTIONS)
-        assert result["table"] == SHADOW_PREDICTIONS and len(shadow) == len(daily)
+        shadow = published(world, shadow_predictions_table("churn"))
+        assert result["table"] == shadow_predictions_table("churn") and len(shadow) == len(daily)
         assert set(shadow["model_version"]) == {challenger} != set(daily["model_version"])
         pd.testing.assert_frame_equal(published(world), daily)
     finally:
@@ -221,12 +230,14 @@ def test_marts_build_their_tests_pass_and_docs_generate(world: World, champion: 
     features.publish_dbt_tables(world.settings)
     catalog = world.settings.warehouse_uri.removeprefix("duckdb://")
     with duckdb.connect(catalog, read_only=True) as con:
-        latest = con.sql("select * from marts.predictions_latest").df()
-        history = con.execute("select count(*) from marts.predictions_history").fetchone()[0]
-        bands = con.execute("select sum(customers) from marts.score_band_summary where scoring_date = ?", [LAST]).fetchone()[0]
+        latest = con.sql("select * from marts.churn_predictions_latest").df()
+        performance = con.sql("select * from marts.churn_model_performance_daily").df()
+        history = con.execute("select count(*) from marts.churn_predictions_history").fetchone()[0]
+        bands = con.execute("select sum(entities) from marts.churn_score_summary where scoring_date = ?", [LAST]).fetchone()[0]
     assert len(latest) == latest["customer_id"].nunique() == len(set(customers_on(world, START)) | set(customers_on(world, LAST)))
     assert history == len(customers_on(world, START)) + len(customers_on(world, LAST))
     assert bands == len(customers_on(world, LAST))
+    assert performance.empty, "no label of a 3-day world has landed: nothing to report yet"
     docs = features.run_dbt(world.settings, ["docs", "generate"])
     assert "Catalog written" in docs
     assert (world.settings.home / "dbt" / "dbt" / "target" / "index.html").exists()

@@ -44,7 +44,7 @@ def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -
     )
 
 
-def check_features_ready(settings: Settings, feature_service: str, day: date) -> None:
+def check_features_ready(settings: Settings, feature_service: str, day: date, use_case: str = "<use case>") -> None:
     """Every feature view of ``feature_service`` has rows for ``day`` (known at its end).
 
     Raises:
@@ -70,7 +70,7 @@ def check_features_ready(settings: Settings, feature_service: str, day: date) ->
             stale.append(f"{view.name} (latest {latest or 'none'})")
     if stale:
         raise FeatureDataMissing(
-            f"no features for {day} in {stale}: run the `features` DAG for {day} first, then re-run this one"
+            f"no features for {day} in {stale}: run the `features_{use_case}` DAG for {day} first, then re-run this one"
         )
 
 

@@ -100,7 +100,7 @@ def plan(settings: Settings, use_case_name: str, day: date, alias: str = "champi
             f"{use_case.model_name} version {version.version} needs features {missing} that its feature service "
             f"{service!r} does not serve: restore them in feature_repo/ or roll back the `{alias}` alias"
         )
-    features.check_features_ready(settings, service, day)
+    features.check_features_ready(settings, service, day, use_case.name)
     return ScoringPlan(
         use_case=use_case.name,
         scoring_date=day.isoformat(),
