@@ -1,0 +1,3 @@
+{{ config(location=warehouse_table_location('marts', 'demand_model_performance_daily')) }}
+
+{{ model_performance_daily('demand', ['store_id', 'product_id'], 'demand_labels', 'regression') }}

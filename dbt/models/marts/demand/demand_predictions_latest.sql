@@ -1,0 +1,3 @@
+{{ config(location=warehouse_table_location('marts', 'demand_predictions_latest')) }}
+
+{{ predictions_latest('demand', ['store_id', 'product_id']) }}
