@@ -74,7 +74,23 @@ class AirflowHarness:
 
     def run(self, dag_id: str, start: date, days: int = 1, rerun: bool = True, conf: dict | None = None) -> dict[date, str]:
         """Run ``dag_id`` for ``days`` days from ``start``; returns the state of each day's run."""
-        cmd = [sys.executable, "-m", "nightshift.airflow.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
+        return {day: state for (_, day), state in self.run_many([dag_id], start, days, rerun, conf).items()}
+
+    def ingest(self, start: date, days: int = 1, use_cases: list[str] | None = None) -> dict[date, str]:
+        """Run every ``ingest_<source>`` DAG of ``use_cases`` (default: all) for ``days`` days; a day's
+        state is ``success`` when every source's run succeeded, else ``failed``."""
+        from nightshift.airflow.runs import ingest_dag_ids
+
+        states = self.run_many(ingest_dag_ids(self.settings.config_dir, use_cases), start, days)
+        by_day: dict[date, set[str]] = {}
+        for (_, day), state in states.items():
+            by_day.setdefault(day, set()).add(state)
+        return {day: "success" if found == {"success"} else "failed" for day, found in by_day.items()}
+
+    def run_many(self, dag_ids: list[str], start: date, days: int = 1, rerun: bool = True,
+                 conf: dict | None = None) -> dict[tuple[str, date], str]:
+        """Run each DAG for each day in one child process; returns the state per (DAG, day)."""
+        cmd = [sys.executable, "-m", "nightshift.airflow.runs", *dag_ids, "--start", start.isoformat(), "--days", str(days)]
         if conf is not None:
             cmd += ["--conf", json.dumps(conf)]
         proc = subprocess.run(cmd + (["--rerun"] if rerun else []), env=self.env, capture_output=True, text=True)
@@ -82,8 +98,8 @@ class AirflowHarness:
         states = {}
         for line in proc.stdout.splitlines():
             if line.startswith("RUN "):
-                _, _, day, state, *_ = line.split()
-                states[date.fromisoformat(day)] = state
+                _, dag_id, day, state, *_ = line.split()
+                states[(dag_id, date.fromisoformat(day))] = state
         assert states, f"no DAG run happened:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
         return states
 

@@ -220,7 +220,7 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(f"{table} does not exist yet in {self.root}")
             source = self._scan(table)
         with duckdb.connect() as con:
-            return con.sql(f"select * from {source}").df()
+            return _without_placeholder_rows(con.sql(f"select * from {source}").df())
 
     def read_range(self, table: str, column: str, first: Any, last: Any) -> pd.DataFrame:
         import duckdb
@@ -228,8 +228,8 @@ class DuckDBWarehouse(Warehouse):
         if not self._table_dir(table).exists():
             raise WarehouseError(f"{table} does not exist yet in {self.root}")
         with duckdb.connect() as con:
-            return con.execute(f'select * from {self._scan(table)} where "{_check_column(column)}" between ? and ?',
-                               [first, last]).df()
+            return _without_placeholder_rows(con.execute(
+                f'select * from {self._scan(table)} where "{_check_column(column)}" between ? and ?', [first, last]).df())
 
     def tables(self) -> list[str]:
         if not self.root.exists():
@@ -266,7 +266,9 @@ class DuckDBWarehouse(Warehouse):
             for table in pending:
                 schema, _ = _check_name(table)
                 con.execute(f"create schema if not exists {schema}")
-                con.execute(f"create or replace view {table} as select * from {self._scan(table)}")
+                columns = [row[0] for row in con.execute(f"describe select * from {self._scan(table)}").fetchall()]
+                real_row = " or ".join(f'"{c}" is not null' for c in columns)
+                con.execute(f"create or replace view {table} as select * from {self._scan(table)} where {real_row}")
                 (self._table_dir(table) / ".published").touch()
 
     @contextlib.contextmanager
@@ -291,6 +293,15 @@ class DuckDBWarehouse(Warehouse):
                     ) from exc
                 time.sleep(1)
         raise AssertionError("unreachable")
+
+
+def _without_placeholder_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop rows whose every column is null.
+
+    dbt-duckdb writes an empty external model as one all-null row (to keep its schema in the
+    Parquet file); no real row of any Nightshift table is all null, so such a row is never data.
+    """
+    return frame.dropna(how="all").reset_index(drop=True) if len(frame) else frame
 
 
 def _arrow_friendly(frame: pd.DataFrame) -> pd.DataFrame:

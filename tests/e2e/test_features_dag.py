@@ -1,4 +1,4 @@
-"""The features DAG through Airflow: dbt via Cosmos, feast apply, chunked materialization
+"""The features_churn DAG through Airflow: dbt via Cosmos, feast apply, chunked materialization
 and the skew check, after three ingested days; then its two refusals."""
 
 from __future__ import annotations
@@ -21,17 +21,19 @@ DAY3 = START + timedelta(days=2)
 @pytest.fixture(scope="module")
 def ingested(airflow_harness: AirflowHarness) -> AirflowHarness:
     write_landing(DatagenSpec(customers=120, start=START, days=3, seed=4), airflow_harness.settings.landing_uri)
-    assert set(airflow_harness.run("ingest", START, days=3).values()) == {"success"}
+    assert set(airflow_harness.ingest(START, days=3, use_cases=["churn"]).values()) == {"success"}
     return airflow_harness
 
 
 def test_features_run_builds_materializes_and_checks_skew(ingested: AirflowHarness) -> None:
-    assert ingested.run("features", DAY3) == {DAY3: "success"}, ingested.outputs[-1][-4000:]
+    assert ingested.run("features_churn", DAY3) == {DAY3: "success"}, ingested.outputs[-1][-4000:]
     settings = ingested.settings
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
     profile = warehouse.read("features.customer_profile_daily")
     customers = warehouse.read(raw_table("customers"))
     assert len(profile) == len(customers), "one feature row per customer per snapshot day"
+    population = warehouse.read("populations.churn_population")
+    assert len(population) == len(customers), "the population model: one row per customer per snapshot day"
     skew = warehouse.read(FEATURE_SKEW)
     assert set(skew["use_case"]) == {"churn"} and (skew["mismatches"] == 0).all()
     assert skew["sampled"].iloc[0] == min(200, (customers["batch_date"].dt.date == DAY3).sum())
@@ -45,8 +47,9 @@ def test_features_run_builds_materializes_and_checks_skew(ingested: AirflowHarne
 
 def test_no_raw_data_for_the_day_fails_naming_the_ingest_dag(ingested: AirflowHarness) -> None:
     missing_day = START + timedelta(days=9)
-    assert ingested.run("features", missing_day) == {missing_day: "failed"}
-    assert f"on {missing_day}: run the `ingest` DAG for {missing_day} first" in ingested.outputs[-1]
+    assert ingested.run("features_churn", missing_day) == {missing_day: "failed"}
+    assert f"on {missing_day} (use case churn): run the `ingest_activity`" in ingested.outputs[-1]
+    assert f"`ingest_customers` DAG for {missing_day} first" in ingested.outputs[-1]
 
 
 def test_failing_dbt_test_stops_before_materialization_and_names_the_test(ingested: AirflowHarness) -> None:
@@ -66,7 +69,7 @@ def test_failing_dbt_test_stops_before_materialization_and_names_the_test(ingest
         warehouse.replace_partitions([PartitionWrite("meta.validation_runs", {"source": source, "batch_date": bad_day}, row)])
     before = features.feature_store(settings).get_feature_view("customer_profile").most_recent_end_time
 
-    assert ingested.run("features", bad_day) == {bad_day: "failed"}
+    assert ingested.run("features_churn", bad_day) == {bad_day: "failed"}
     assert "accepted_values_stg_customers_plan" in ingested.outputs[-1]
     after = features.feature_store(settings).get_feature_view("customer_profile").most_recent_end_time
     assert after == before, "nothing was materialized"

@@ -57,9 +57,10 @@ def snapshot(harness: AirflowHarness) -> dict[str, pd.DataFrame]:
 
 
 def test_three_days_are_recorded_runs_and_every_row_is_accounted_for(airflow_harness, landed) -> None:  # noqa: ANN001
-    states = airflow_harness.run("ingest", START, days=3)
+    states = airflow_harness.ingest(START, days=3, use_cases=["churn"])
     assert states == {START: "success", DAY2: "success", DAY3: "success"}
-    assert airflow_harness.recorded_runs("ingest") == [(d.isoformat(), "success") for d in (START, DAY2, DAY3)]
+    for source in ("customers", "activity", "cancellations"):
+        assert airflow_harness.recorded_runs(f"ingest_{source}") == [(d.isoformat(), "success") for d in (START, DAY2, DAY3)]
 
     warehouse = Warehouse.from_uri(airflow_harness.settings.warehouse_uri)
     runs = warehouse.read(VALIDATION_RUNS)
@@ -80,7 +81,7 @@ def test_three_days_are_recorded_runs_and_every_row_is_accounted_for(airflow_har
 
 def test_rerunning_a_day_leaves_identical_tables(airflow_harness, landed) -> None:  # noqa: ANN001
     before = snapshot(airflow_harness)
-    assert airflow_harness.run("ingest", DAY2) == {DAY2: "success"}
+    assert airflow_harness.ingest(DAY2, use_cases=["churn"]) == {DAY2: "success"}
     after = snapshot(airflow_harness)
     assert before.keys() == after.keys()
     for table in before:
@@ -94,7 +95,7 @@ def test_broken_file_fails_the_run_writes_nothing_and_a_fixed_file_succeeds(airf
     landing.write_bytes("activity", DAY3, name, corrupt)
     before = snapshot(airflow_harness)
 
-    states = airflow_harness.run("ingest", DAY3, days=2)  # day 4 never landed at all
+    states = airflow_harness.run("ingest_activity", DAY3, days=2)  # day 4 never landed at all
     assert states == {DAY3: "failed", DAY4: "failed"}
     log = airflow_harness.outputs[-1]
     assert f"batch activity/{DAY3}" in log and name in log and "NUL bytes" in log and "clear this task" in log
@@ -105,5 +106,13 @@ def test_broken_file_fails_the_run_writes_nothing_and_a_fixed_file_succeeds(airf
         pd.testing.assert_frame_equal(before[table], after[table], obj=table)
 
     landing.write_bytes("activity", DAY3, name, landed[(DAY3, "activity")])
-    assert airflow_harness.run("ingest", DAY3) == {DAY3: "success"}
+    assert airflow_harness.run("ingest_activity", DAY3) == {DAY3: "success"}
     assert snapshot(airflow_harness)["raw.activity"].equals(before["raw.activity"])
+
+
+def test_a_run_before_the_use_cases_start_date_fails_naming_the_date_and_the_setting(airflow_harness) -> None:  # noqa: ANN001
+    """Airflow alone would record it as a success with no task at all."""
+    before_start = START - timedelta(days=1)
+    assert airflow_harness.run("ingest_activity", before_start) == {before_start: "failed"}
+    log = airflow_harness.outputs[-1]
+    assert f"the run for {before_start} precedes start_date {START}" in log and "churn.yaml, key `start_date`" in log

@@ -2,7 +2,8 @@
 backend) to a champion, a second promotion and a rollback with params; then nightly scoring with
 its marts, and a backfill under the real scheduler that must equal the nightly result.
 
-The history (50 days, 400 customers) is landed, ingested and featurized by the library (the
+The history (120 days, 400 customers: the purged splits need two 30-day gaps and the labels 32
+days to land) is landed, ingested and featurized by the library (the
 ingest and features DAGs have their own end-to-end tests); the tests here run in file order.
 """
 
@@ -20,18 +21,19 @@ import pytest
 
 from nightshift.modeling import registry, retrain
 from nightshift.demo.churn_data import DatagenSpec
-from nightshift.warehouse import PREDICTIONS
+from nightshift.warehouse import predictions_table
 from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 from tests.unit.test_features import World, build_world
 
 pytestmark = pytest.mark.e2e
 START = date(2026, 1, 1)
-RUN_DATE = date(2026, 2, 19)  # the last ingested day: snapshots up to 2026-01-20 have closed labels
+DAYS = 120
+RUN_DATE = START + timedelta(days=DAYS - 1)  # 2026-04-30, the last ingested day: labels known through 2026-03-28
 
 
 @pytest.fixture(scope="module")
 def history(airflow_harness: AirflowHarness) -> Iterator[World]:
-    spec = DatagenSpec(customers=400, start=START, days=50, seed=11)
+    spec = DatagenSpec(customers=400, start=START, days=DAYS, seed=11)
     yield from build_world(Path(airflow_harness.env["NIGHTSHIFT_HOME"]).parent, spec=spec)
 
 
@@ -45,7 +47,7 @@ def test_retrain_from_an_empty_registry_to_a_champion_then_rollback(
     first = registry.champion_version(client, "churn")
     assert first is not None and str(first.version) == "1"
     assert first.tags["gate"] == "passed" and first.tags["feature_service"] == "churn_v1"
-    assert first.tags["trigger"] == "manual" and first.tags["training_window"] == "2025-11-22..2026-01-20"
+    assert first.tags["trigger"] == "manual" and first.tags["training_window"] == "2026-01-08..2026-03-28"
     run = client.get_run(first.run_id)
     assert run.data.metrics["holdout.auc"] >= 0.7
     assert {"holdout.region.north.auc", "holdout.plan.basic.auc", "holdout.pr_auc", "holdout.brier"} <= set(run.data.metrics)
@@ -71,14 +73,14 @@ def test_retrain_from_an_empty_registry_to_a_champion_then_rollback(
     assert last["airflow_run_id"].startswith("manual__")
 
 
-# two consecutive days (one backfill covers both) whose labels have landed by RUN_DATE, and RUN_DATE
-BACKFILLED_DAYS = [date(2026, 1, 19), date(2026, 1, 20)]
+# two consecutive days (one backfill covers both) whose labels the label model has, and RUN_DATE
+BACKFILLED_DAYS = [date(2026, 3, 28), date(2026, 3, 29)]
 SCORED_DAYS = [*BACKFILLED_DAYS, RUN_DATE]
 LINEAGE = ["scored_at", "airflow_run_id"]
 
 
 def predictions(world: World, day: date):
-    frame = world.warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": day})
+    frame = world.warehouse.read(predictions_table("churn"), {"scoring_date": day})
     return frame.sort_values("customer_id", ignore_index=True)
 
 
@@ -101,7 +103,7 @@ def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: Airfl
         assert states == ["success", "success"], open(airflow_harness.home / "standalone.log").read()[-3000:]
     backfilled = {day: predictions(history, day) for day in BACKFILLED_DAYS}
     for day, frame in backfilled.items():
-        assert len(frame) == len(history.warehouse.read("raw.customers", {"batch_date": day}))
+        assert len(frame) == len(history.warehouse.read_range("populations.churn_population", "as_of_date", day, day))
         assert frame["airflow_run_id"].str.startswith("backfill__").all() and set(frame["model_version"]) == {"1"}
 
     # then the same days (and RUN_DATE) as nightly runs: the backfilled partitions are what nightly writes
@@ -114,15 +116,15 @@ def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: Airfl
 
     catalog = history.settings.warehouse_uri.removeprefix("duckdb://")
     with duckdb.connect(catalog, read_only=True) as con:
-        latest = con.execute("select count(*), count(distinct customer_id) from marts.predictions_latest").fetchone()
+        latest = con.execute("select count(*), count(distinct customer_id) from marts.churn_predictions_latest").fetchone()
         performance = con.execute(
-            "select scoring_date, customers, realized_auc, precision_at_top_decile from marts.model_performance_daily"
+            "select scoring_date, scored, labelled, realized_auc from marts.churn_model_performance_daily"
         ).fetchall()
     assert latest[0] == latest[1] > 0
-    # the outcomes of 2026-01-19 and -20 have landed (through 2026-02-19); those of RUN_DATE have not
+    # the outcomes of 2026-03-28 and -29 have landed (through 2026-04-30, +32 days); those of RUN_DATE have not
     assert sorted(row[0] for row in performance) == BACKFILLED_DAYS
-    for day, customers, auc, _ in performance:
-        assert customers == len(backfilled[day]) and 0.6 < auc <= 1.0
+    for day, scored, labelled, auc in performance:
+        assert scored == labelled == len(backfilled[day]) and 0.6 < auc <= 1.0
 
     with sqlite3.connect(db) as con:
         extras = [json.loads(e) for (e,) in con.execute(

@@ -1,8 +1,8 @@
 """The ingest and features DAGs under the real scheduler and LocalExecutor (`airflow standalone`),
 where tasks of several days and sources run in parallel processes and share the warehouse.
 
-A backfill of four days of `ingest` is created with `airflow backfill create`, exactly as a user
-would; the Assets it emits trigger `features` runs (dbt through Cosmos in the `dbt` pool, Feast,
+A backfill of four days of each churn source's `ingest_<source>` DAG is created with `airflow
+backfill create`, exactly as a user would; the Assets they emit trigger `features_churn` runs (dbt through Cosmos in the `dbt` pool, Feast,
 the skew check), which must all succeed alongside it.
 """
 
@@ -21,6 +21,7 @@ from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
 
 pytestmark = pytest.mark.e2e
 START, END = date(2026, 1, 1), date(2026, 1, 4)
+INGEST = ("ingest_customers", "ingest_activity", "ingest_cancellations")
 
 
 def _backfill_states(db: Path) -> list[tuple[str, str]]:
@@ -38,21 +39,22 @@ def _triggered_states(db: Path, dag_id: str) -> list[str]:
 def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(airflow_harness: AirflowHarness) -> None:
     write_landing(DatagenSpec(customers=150, start=START, days=4, seed=9, bad_rates={"out_of_range": 0.02}), airflow_harness.settings.landing_uri)
     with airflow_standalone(airflow_harness) as env:
-        airflow_cli(env, "dags", "unpause", "ingest")
-        airflow_cli(env, "dags", "unpause", "features")
-        airflow_cli(env, "backfill", "create", "--dag-id", "ingest", "--from-date", START.isoformat(),
-                    "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
+        for dag_id in (*INGEST, "features_churn"):
+            airflow_cli(env, "dags", "unpause", dag_id)
+        for dag_id in INGEST:
+            airflow_cli(env, "backfill", "create", "--dag-id", dag_id, "--from-date", START.isoformat(),
+                        "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
         db = airflow_harness.home / "airflow" / "airflow.db"
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             states = _backfill_states(db)
-            if len(states) == 4 and all(s in ("success", "failed") for _, s in states):
+            if len(states) == 12 and all(s in ("success", "failed") for _, s in states):
                 break
             time.sleep(5)
-        assert _backfill_states(db) == [(f"2026-01-0{i}", "success") for i in range(1, 5)]
+        assert _backfill_states(db) == [(f"2026-01-0{i}", "success") for i in range(1, 5) for _ in INGEST]
         # the raw/<source> Assets trigger features runs; wait until none is queued or running
         while time.monotonic() < deadline + 480:
-            features_states = _triggered_states(db, "features")
+            features_states = _triggered_states(db, "features_churn")
             if features_states and all(s in ("success", "failed") for s in features_states):
                 break
             time.sleep(5)

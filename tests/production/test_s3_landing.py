@@ -46,7 +46,7 @@ def test_ingest_dag_runs_against_s3_landing(s3_bucket: str, airflow_harness: Air
     landing_uri = f"s3://{s3_bucket}/landing"
     airflow_harness.env.update(s3_server, NIGHTSHIFT_LANDING_URI=landing_uri)
     write_landing(DatagenSpec(customers=80, start=DAY, days=2, seed=5, bad_rates={"out_of_range": 0.05}), landing_uri)
-    assert airflow_harness.run("ingest", DAY, days=2) == {DAY: "success", date(2026, 1, 4): "success"}
+    assert airflow_harness.ingest(DAY, days=2, use_cases=["churn"]) == {DAY: "success", date(2026, 1, 4): "success"}
     runs = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(VALIDATION_RUNS)
     assert len(runs) == 6
     assert (runs["accepted_rows"] + runs["quarantined_rows"] == runs["landed_rows"]).all()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from nightshift import scoring
-from nightshift.warehouse import PREDICTIONS, PostgresWarehouse
+from nightshift.warehouse import PostgresWarehouse, predictions_table
 from tests.production.test_features_production import production_world, redis_url  # noqa: F401 - fixtures
 from tests.unit.test_features import LAST, World, customers_on
 from tests.unit.test_scoring import LINEAGE, register_model
@@ -24,10 +24,10 @@ def test_scoring_into_postgres_survives_a_failure_mid_write(
     register_model(settings, "champion")
     result = scoring.score_day(settings, "churn", LAST, airflow_run_id="first")
     assert result["scored"] + result["errors"] == len(customers_on(production_world, LAST))
-    before = warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
+    before = warehouse.read(predictions_table("churn"), {"scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
 
     def connection_lost(self, cur, table, frame):  # noqa: ANN001
-        if table == PREDICTIONS:
+        if table == predictions_table("churn"):
             raise psycopg2.OperationalError("server closed the connection unexpectedly (injected)")
         return real_copy(self, cur, table, frame)
 
@@ -35,11 +35,11 @@ def test_scoring_into_postgres_survives_a_failure_mid_write(
     monkeypatch.setattr(PostgresWarehouse, "_copy", connection_lost)
     with pytest.raises(psycopg2.OperationalError, match="injected"):
         scoring.score_day(settings, "churn", LAST, airflow_run_id="failed")
-    after = warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
+    after = warehouse.read(predictions_table("churn"), {"scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
     assert after.equals(before), "the delete of the old partition was rolled back with the failed write"
 
     monkeypatch.undo()
     scoring.score_day(settings, "churn", LAST, airflow_run_id="retry")
-    retried = warehouse.read(PREDICTIONS, {"use_case": "churn", "scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
+    retried = warehouse.read(predictions_table("churn"), {"scoring_date": LAST}).sort_values("customer_id", ignore_index=True)
     assert set(retried["airflow_run_id"]) == {"retry"}
     assert retried.drop(columns=LINEAGE).equals(before.drop(columns=LINEAGE))

@@ -59,9 +59,9 @@ def build_world(root: Path, env: dict[str, str] | None = None, spec: DatagenSpec
             for source in SOURCES:
                 # as if ingested the morning after the last day: event times may not lie in the future
                 ingest_batch(settings, configured_source(settings, source), day, now=now)
-        features.run_dbt(settings, features.DBT_FEATURES_BUILD)
+        features.run_dbt(settings, features.features_build("churn"))
         features.publish_dbt_tables(settings)
-        features.apply_definitions(settings)
+        features.apply_definitions(settings, "churn")
         features.materialize(settings, last)
         yield World(settings, Warehouse.from_uri(settings.warehouse_uri))
 
@@ -104,7 +104,7 @@ def test_definition_naming_a_missing_column_fails_at_apply_before_the_registry_c
     definitions.write_text(text.replace(declared, declared + '        Field(name="discount_28d", dtype=Float64),\n'))
 
     with pytest.raises(ValueError, match=r"customer_activity.*\['discount_28d'\].*customer_activity_daily"):
-        features.apply_definitions(world.settings, repo_path=repo)
+        features.apply_definitions(world.settings, "churn", repo_path=repo)
 
     store = features.feature_store(world.settings)
     assert "discount_28d" not in [f.name for f in store.get_feature_view("customer_activity").features]
@@ -207,7 +207,7 @@ def test_late_row_is_invisible_as_of_earlier_days(tmp_path_factory: pytest.TempP
         world.warehouse.replace_partitions(
             [PartitionWrite(raw_table("activity"), {"batch_date": LAST}, pd.concat([partition, late]))]
         )
-        features.run_dbt(world.settings, features.DBT_FEATURES_BUILD)
+        features.run_dbt(world.settings, features.features_build("churn"))
         after = features.training_frame(world.settings, "churn_v1", as_of)
 
         assert after.loc[0, "sessions_7d"] == baseline.loc[0, "sessions_7d"], "a late row leaked into the past"
@@ -265,8 +265,8 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     definitions.write_text(text)
 
     # 4. build, apply, read
-    features.run_dbt(world.settings, features.DBT_FEATURES_BUILD, project_dir=dbt_project)
-    features.apply_definitions(world.settings, repo_path=repo)
+    features.run_dbt(world.settings, features.features_build("churn"), project_dir=dbt_project)
+    features.apply_definitions(world.settings, "churn", repo_path=repo)
     ids = customers_on(world, LAST)
     v2 = features.training_frame(world.settings, "churn_v2", spine(ids, LAST))
     v1 = features.training_frame(world.settings, "churn_v1", spine(ids, LAST))
@@ -279,8 +279,8 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
     pd.testing.assert_series_equal(v2["spend_per_session_28d"], expected, check_names=False)
     assert v2["spend_per_session_28d"].notna().sum() > len(ids) // 2
     # restore the shipped definitions for the other tests of this world
-    features.run_dbt(world.settings, features.DBT_FEATURES_BUILD)
-    features.apply_definitions(world.settings)
+    features.run_dbt(world.settings, features.features_build("churn"))
+    features.apply_definitions(world.settings, "churn")
 
 
 # --- which day a run is for ----------------------------------------------------------------------

@@ -225,7 +225,7 @@ def test_marts_build_their_tests_pass_and_docs_generate(world: World, champion: 
 
     scoring.score_day(world.settings, "churn", START)
     scoring.score_day(world.settings, "churn", LAST)
-    output = features.run_dbt(world.settings, features.DBT_SCORING_BUILD)
+    output = features.run_dbt(world.settings, features.marts_build("churn"))
     assert "ERROR=0" in output and "PASS=" in output
     features.publish_dbt_tables(world.settings)
     catalog = world.settings.warehouse_uri.removeprefix("duckdb://")

@@ -86,3 +86,21 @@ def test_parallel_writers_in_separate_processes_do_not_collide(tmp_path: Path) -
     with duckdb.connect(database, read_only=True) as con:
         for table in tables:
             assert con.execute(f"select count(*) from {table}").fetchall() == [(2,)]
+
+
+def test_placeholder_rows_of_empty_dbt_models_are_not_data(tmp_path) -> None:  # noqa: ANN001
+    """dbt-duckdb writes an empty external model as one all-null row; neither reads nor views show it."""
+    import duckdb
+    import pandas as pd
+
+    from nightshift.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    folder = tmp_path / "tables" / "labels" / "empty_labels"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"key": [None], "label": [None]}, dtype="float64").to_parquet(folder / "part.parquet")
+    assert warehouse.read("labels.empty_labels").empty
+    assert warehouse.read_range("labels.empty_labels", "key", 0, 10).empty
+    warehouse.publish({"labels.empty_labels"})
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from labels.empty_labels").fetchone()[0] == 0

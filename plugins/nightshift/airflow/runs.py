@@ -117,22 +117,31 @@ def run_days(dag_id: str, days: list[date], rerun: bool = False, conf: dict | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nightshift.airflow.runs DAG_ID --start YYYY-MM-DD --days N [--rerun]``.
+    """``python -m nightshift.airflow.runs DAG_ID [DAG_ID …] --start YYYY-MM-DD --days N [--rerun]``.
 
-    Prints one line per day (``<day> <state> <run_id>``); exits 1 if any run failed.
+    Runs each DAG for each day (one DAG after the other). Prints one line per run
+    (``RUN <dag_id> <day> <state> <run_id>``); exits 1 if any run failed.
     """
     parser = argparse.ArgumentParser(prog="python -m nightshift.airflow.runs", description=main.__doc__)
-    parser.add_argument("dag_id")
+    parser.add_argument("dag_ids", nargs="+", metavar="dag_id")
     parser.add_argument("--start", type=date.fromisoformat, required=True)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--rerun", action="store_true", help="run days whose latest run already succeeded")
     parser.add_argument("--conf", type=json.loads, default=None, help="run configuration (JSON), e.g. params")
     args = parser.parse_args(argv)
     days = [args.start + timedelta(days=i) for i in range(args.days)]
-    results = run_days(args.dag_id, days, rerun=args.rerun, conf=args.conf)
+    results = [r for dag_id in args.dag_ids for r in run_days(dag_id, days, rerun=args.rerun, conf=args.conf)]
     for r in results:
         print(f"RUN {r.dag_id} {r.day} {r.state}{' (already done)' if r.skipped else ''} {r.run_id}")
     return 0 if all(r.state == "success" for r in results) else 1
+
+
+def ingest_dag_ids(config_dir: Path, use_cases: list[str] | None = None) -> list[str]:
+    """``ingest_<source>`` of every source of ``use_cases`` (all use cases when None)."""
+    from nightshift.usecase import all_sources, load_use_cases
+
+    chosen = {n: u for n, u in load_use_cases(config_dir).items() if use_cases is None or n in use_cases}
+    return [f"ingest_{source}" for source in sorted(all_sources(chosen))]
 
 
 if __name__ == "__main__":

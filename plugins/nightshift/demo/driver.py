@@ -1,20 +1,19 @@
-"""``make demo``: land demo data and run every DAG through Airflow for the demo range.
+"""``make demo``: land demo data for both use cases and run every DAG through Airflow.
 
 Steps, each skipped when already done (so a second ``make demo`` is quick):
 
-1. generate the demo landing zone (deterministic; redone only if the spec changed);
+1. generate the demo landing zone for churn (customers, activity, cancellations) and demand
+   (stores, products, sales), deterministic; redone only if a spec changed;
 2. create Airflow's SQLite metadata DB in ``state/airflow``;
-3. run ``ingest`` for every demo day as a real DAG run. One day has a corrupt file on
-   purpose: its run fails with a message naming the file, then the demo lands the fixed
-   file and re-runs that day, which succeeds;
-4. run ``features`` for the last demo day: dbt rebuilds every day's feature rows, Feast
-   applies the definitions and materializes the online store, the skew check compares
-   online and offline values;
-5. run ``retrain_churn`` as of ``CHAMPION_DAY``: the first challenger is trained on every
-   snapshot whose 30-day outcome had closed by then, passes the gate's floors and becomes the
-   ``champion`` in the MLflow registry (skipped when a champion already exists);
-6. run ``score_churn`` for every night from ``CHAMPION_DAY`` to the end of the range, the marts
-   rebuilt on the last night (nights already scored are skipped);
+3. run every ``ingest_<source>`` DAG for every demo day as real DAG runs. One day has a corrupt
+   activity file on purpose: its run fails with a message naming the file, then the demo lands
+   the fixed file and re-runs that day, which succeeds;
+4. run ``features_<use case>`` for the last demo day: dbt builds the use case's models (features,
+   population, labels), Feast applies its definitions and materializes, the skew check runs;
+5. run ``retrain_<use case>`` as of ``CHAMPION_DAY``: the first challenger, trained on the labels
+   known by then with purged splits, passes the gate's floors and becomes ``champion``;
+6. run ``score_<use case>`` for every night from ``CHAMPION_DAY`` to the end of the range, the
+   marts rebuilt on the last night (nights already scored are skipped);
 7. print where to look.
 """
 
@@ -26,23 +25,24 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
+from nightshift.airflow.runs import airflow_environment, ensure_metadata_db, ingest_dag_ids
+from nightshift.demo import demand_data
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate, write_landing
-from nightshift.modeling import registry
 from nightshift.landing import Landing
-from nightshift.airflow.runs import airflow_environment, ensure_metadata_db
+from nightshift.modeling import registry
 from nightshift.settings import Settings
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse
 
 DEMO_SPEC = DatagenSpec(
     customers=2000,
     start=date(2026, 1, 1),
-    days=60,
+    days=120,
     seed=7,
-    covariate_drift_start=date(2026, 2, 15),
+    covariate_drift_start=date(2026, 4, 20),
     concept_drift_start=None,
     bad_rates={
         "null_required": 0.002,
@@ -57,23 +57,27 @@ DEMO_SPEC = DatagenSpec(
 )
 
 
-#: The demo's first champion is trained as of this day (snapshots up to 30 days earlier are
-#: labelled); every night from then on is scored.
-CHAMPION_DAY = date(2026, 2, 19)
+#: The second use case: units sold per store x product over the next 7 days.
+DEMAND_SPEC = demand_data.DemandSpec(start=date(2026, 1, 1), days=120, seed=11)
+
+#: The first champions are trained as of this day (churn: the labels known by then cover about 82
+#: population days, enough for two purged 30-day gaps); every night from then on is scored.
+CHAMPION_DAY = date(2026, 4, 26)
+USE_CASES = ("churn", "demand")
 
 
-def _spec_fingerprint(spec: DatagenSpec) -> str:
+def _spec_fingerprint(spec: object) -> str:
     return hashlib.sha256(json.dumps(asdict(spec), default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def land_demo_data(settings: Settings, spec: DatagenSpec) -> None:
-    """Write the demo landing zone unless this exact spec was already written there."""
+def land_demo_data(settings: Settings, spec: DatagenSpec, demand: demand_data.DemandSpec) -> None:
+    """Write the demo landing zone unless these exact specs were already written there."""
     marker = settings.home / "demo-landing.spec"
-    fingerprint = _spec_fingerprint(spec)
+    fingerprint = _spec_fingerprint(spec) + _spec_fingerprint(demand)
     if marker.exists() and marker.read_text() == fingerprint:
         print(f"demo data: already landed in {settings.landing_uri}")
         return
-    written = write_landing(spec, settings.landing_uri)
+    written = write_landing(spec, settings.landing_uri) + demand_data.write_landing(demand, settings.landing_uri)
     settings.home.mkdir(parents=True, exist_ok=True)
     marker.write_text(fingerprint)
     print(f"demo data: landed {len(written)} files in {settings.landing_uri}")
@@ -89,20 +93,23 @@ def land_fixed_file(settings: Settings, spec: DatagenSpec) -> None:
             return
 
 
-def _run(dag_id: str, start: date, days: int, env: dict[str, str], rerun: bool = False,
+def _run(dag_ids: str | list[str], start: date, days: int, env: dict[str, str], rerun: bool = False,
          conf: dict | None = None) -> dict[date, str]:
-    cmd = [sys.executable, "-m", "nightshift.airflow.runs", dag_id, "--start", start.isoformat(), "--days", str(days)]
+    """Run the DAG(s) for the days; a day's state is ``success`` only if every DAG's run succeeded."""
+    dag_ids = [dag_ids] if isinstance(dag_ids, str) else dag_ids
+    cmd = [sys.executable, "-m", "nightshift.airflow.runs", *dag_ids, "--start", start.isoformat(), "--days", str(days)]
     cmd += ["--rerun"] if rerun else []
     cmd += ["--conf", json.dumps(conf)] if conf is not None else []
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    states = {}
+    states: dict[date, str] = {}
     for line in proc.stdout.splitlines():
         if line.startswith("RUN "):
             _, _, day, state, *_ = line.split()
-            states[date.fromisoformat(day)] = state
+            day = date.fromisoformat(day)
+            states[day] = state if states.get(day, "success") == "success" else states[day]
     if not states:
         sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise SystemExit(f"running {dag_id} through Airflow failed before any run (exit {proc.returncode})")
+        raise SystemExit(f"running {dag_ids} through Airflow failed before any run (exit {proc.returncode})")
     return states
 
 
@@ -110,51 +117,49 @@ def main() -> int:
     """Run the demo end to end and print where to look."""
     settings = Settings.from_env()
     spec = DEMO_SPEC
-    land_demo_data(settings, spec)
+    land_demo_data(settings, spec, DEMAND_SPEC)
 
     airflow_home = Path(os.environ.get("AIRFLOW_HOME") or settings.home / "airflow")
     env = airflow_environment(airflow_home)
     ensure_metadata_db(env)
 
-    print(f"ingest: running {spec.days} daily DAG runs through Airflow ({spec.start} .. "
-          f"{spec.start + timedelta(days=spec.days - 1)})")
-    states = _run("ingest", spec.start, spec.days, env)
+    ingest = ingest_dag_ids(settings.config_dir)
+    print(f"ingest: {len(ingest)} sources x {spec.days} daily DAG runs through Airflow ({spec.start} .. {spec.end})")
+    states = _run(ingest, spec.start, spec.days, env)
     failed = sorted(d for d, s in states.items() if s != "success")
     if spec.broken_day in failed:
         print(f"ingest {spec.broken_day}: failed as intended (corrupt {spec.broken_source} file); "
               "landing the fixed file and re-running that day")
         land_fixed_file(settings, spec)
-        states.update(_run("ingest", spec.broken_day, 1, env, rerun=True))
+        states.update(_run(f"ingest_{spec.broken_source}", spec.broken_day, 1, env, rerun=True))
         failed = sorted(d for d, s in states.items() if s != "success")
     if failed:
         print(f"ingest failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
         return 1
 
-    last_day = spec.start + timedelta(days=spec.days - 1)
-    print(f"features: dbt, feast apply, materialization and the skew check for {last_day}")
-    if _run("features", last_day, 1, env) != {last_day: "success"}:
-        print(f"features failed for {last_day}: see the run log with `make airflow`")
-        return 1
-
+    last_day = spec.end
     client = registry.connect(settings)
-    if registry.champion_version(client, "churn") is None:
-        print(f"retrain: training the first champion as of {CHAMPION_DAY}")
-        if _run("retrain_churn", CHAMPION_DAY, 1, env, rerun=True) != {CHAMPION_DAY: "success"}:
-            print("retrain failed: see the run log with `make airflow`")
+    for use_case in USE_CASES:
+        print(f"features_{use_case}: dbt, feast apply, materialization and the skew check for {last_day}")
+        if _run(f"features_{use_case}", last_day, 1, env) != {last_day: "success"}:
+            print(f"features_{use_case} failed for {last_day}: see the run log with `make airflow`")
             return 1
-    champion = registry.champion_version(client, "churn")
-    if champion is None:
-        print("retrain: the first challenger did not pass the gate; see its report in MLflow (`make mlflow`)")
-        return 1
-
-    nights = (last_day - CHAMPION_DAY).days + 1
-    print(f"score: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); marts on the last")
-    scored = _run("score_churn", CHAMPION_DAY, nights - 1, env, conf={"build_marts": False}) if nights > 1 else {}
-    scored.update(_run("score_churn", last_day, 1, env))
-    failed = sorted(d for d, s in scored.items() if s != "success")
-    if failed:
-        print(f"score failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
-        return 1
+        if registry.champion_version(client, use_case) is None:
+            print(f"retrain_{use_case}: training the first champion as of {CHAMPION_DAY}")
+            if _run(f"retrain_{use_case}", CHAMPION_DAY, 1, env, rerun=True) != {CHAMPION_DAY: "success"}:
+                print(f"retrain_{use_case} failed: see the run log with `make airflow`")
+                return 1
+        if registry.champion_version(client, use_case) is None:
+            print(f"retrain_{use_case}: the first challenger did not pass the gate; see its report in MLflow")
+            return 1
+        nights = (last_day - CHAMPION_DAY).days + 1
+        print(f"score_{use_case}: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); marts on the last")
+        scored = _run(f"score_{use_case}", CHAMPION_DAY, nights - 1, env, conf={"build_marts": False}) if nights > 1 else {}
+        scored.update(_run(f"score_{use_case}", last_day, 1, env))
+        failed = sorted(d for d, s in scored.items() if s != "success")
+        if failed:
+            print(f"score_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
+            return 1
 
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     totals = runs.groupby("source")[["landed_rows", "accepted_rows", "quarantined_rows"]].sum()
@@ -162,30 +167,25 @@ def main() -> int:
     print(totals.to_string())
     print(f"\n  Airflow UI:   make airflow   (metadata DB: {airflow_home / 'airflow.db'})")
     print(f"  Warehouse:    {settings.warehouse_uri}")
-    if settings.profile == "embedded":
-        db = urlparse(settings.warehouse_uri).path
-        print(f"  Query it:     .venv/bin/python -c \"import duckdb; print(duckdb.connect('{db}', read_only=True)"
-              ".sql('select source, sum(quarantined_rows) from meta.validation_runs group by 1'))\"")
     print(f"  Landing zone: {settings.landing_uri}")
-    metrics = client.get_run(champion.run_id).data.metrics
-    print(f"  Champion:     models:/churn@champion = version {champion.version} (holdout AUC "
-          f"{metrics.get('holdout.auc', float('nan')):.3f}, PR-AUC {metrics.get('holdout.pr_auc', float('nan')):.3f}, "
-          f"Brier {metrics.get('holdout.brier', float('nan')):.3f}; {int(metrics.get('training.rows', 0))} training rows)")
     print(f"  MLflow UI:    make mlflow   (tracking store: {settings.mlflow_uri})")
-    print("  Promotions:   .venv/bin/nightshift promotions --use-case churn")
+    for use_case in USE_CASES:
+        champion = registry.champion_version(client, use_case)
+        metrics = client.get_run(champion.run_id).data.metrics
+        shown = ", ".join(f"{name} {metrics[f'holdout.{name}']:.3f}" for name in ("auc", "pr_auc", "brier", "rmse", "mae", "bias")
+                          if f"holdout.{name}" in metrics)
+        print(f"  {use_case}: models:/{use_case}@champion = version {champion.version} (holdout {shown}; "
+              f"{int(metrics.get('training.rows', 0))} training rows); promotions: "
+              f".venv/bin/nightshift promotions --use-case {use_case}")
     if settings.profile == "embedded":
         db = urlparse(settings.warehouse_uri).path
-        print(f"  Tonight's scores (what an analyst runs):\n    .venv/bin/python -c \"import duckdb; "
+        print(f"  Tonight's churn scores (what an analyst runs):\n    .venv/bin/python -c \"import duckdb; "
               f"print(duckdb.connect('{db}', read_only=True).sql('select band, count(*) customers, "
-              "round(avg(score), 3) mean_score from marts.predictions_latest group by 1 order by 3 desc'))\"")
+              "round(avg(score), 3) mean_score from marts.churn_predictions_latest group by 1 order by 3 desc'))\"")
+        print(f"  Tonight's demand forecasts:\n    .venv/bin/python -c \"import duckdb; "
+              f"print(duckdb.connect('{db}', read_only=True).sql('select store_id, product_id, round(score, 1) "
+              "units_next_7d from marts.demand_predictions_latest order by score desc limit 10'))\"")
         print("  dbt docs:     make dbt-docs")
-    if settings.profile == "embedded":
-        print(f"  Feature tables: {settings.warehouse_dir / 'tables' / 'features'}/<model>/part.parquet "
-              "(views features.customer_activity_daily, features.customer_profile_daily)")
         print(f"  Online store:   {settings.home / 'feast' / 'online_store.db'} (Feast registry: "
               f"{settings.home / 'feast' / 'registry.db'})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

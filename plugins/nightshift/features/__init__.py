@@ -4,11 +4,11 @@ The public entry points of the stage; each lives in the module named beside it.
 """
 
 from nightshift.features.dbt_project import (
-    DBT_FEATURES_BUILD,
     DBT_PROJECT,
-    DBT_SCORING_BUILD,
     DbtFailed,
     external_tables,
+    features_build,
+    marts_build,
     prepare_dbt_tables,
     publish_dbt_tables,
     run_dbt,
@@ -30,9 +30,9 @@ from nightshift.features.store import (
 )
 
 __all__ = [
-    "DBT_FEATURES_BUILD", "DBT_PROJECT", "DBT_SCORING_BUILD", "EVENT_TIMESTAMP", "FEATURE_REPO", "DbtFailed",
+    "DBT_PROJECT", "EVENT_TIMESTAMP", "FEATURE_REPO", "DbtFailed",
     "FeatureDataMissing", "MaterializeResult", "SkewDetected", "SkewReport", "apply_definitions",
-    "check_features_ready", "check_skew", "external_tables", "feature_names", "feature_store", "materialize",
+    "check_features_ready", "check_skew", "external_tables", "feature_names", "features_build", "marts_build", "feature_store", "materialize",
     "parse_definitions", "prepare_dbt_tables", "publish_dbt_tables", "resolve_day", "run_dbt", "training_frame",
     "validate_schemas",
 ]

@@ -11,9 +11,17 @@ from pathlib import Path
 from nightshift.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT = PROJECT_ROOT / "dbt"
-#: dbt models tagged `scoring` (marts) are built by the score DAG; the features DAG builds the rest.
-DBT_FEATURES_BUILD = ["build", "--exclude", "tag:scoring"]
-DBT_SCORING_BUILD = ["build", "--select", "tag:scoring"]
+
+
+def features_build(use_case: str) -> list[str]:
+    """``dbt build`` arguments for a use case's models and their parents, its marts left out
+    (the features DAG's selection, for work outside Airflow)."""
+    return ["build", "--select", f"+tag:{use_case}", "--exclude", "tag:scoring"]
+
+
+def marts_build(use_case: str) -> list[str]:
+    """``dbt build`` arguments for a use case's marts (the score DAG's selection)."""
+    return ["build", "--select", f"tag:scoring,tag:{use_case}"]
 
 
 #: dbt model folders whose models are external Parquet tables in the embedded profile.
