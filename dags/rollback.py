@@ -6,7 +6,7 @@ champion before the current one, or a version number), a reason (required; it go
 audit trail) and `force`. A version that failed its gate is refused unless `force` is set; the
 refusal is audited too. Every move is a row in `meta.model_promotions`.
 
-The same from a shell: `nightshift rollback --use-case churn --to previous --reason "..."`.
+The same from a shell: `nightshift rollback --use-case <use case> --to previous --reason "..."`.
 Code: `plugins/nightshift/modeling/registry.py` (`rollback`).
 """
 

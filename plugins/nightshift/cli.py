@@ -1,9 +1,9 @@
 """``nightshift``: the on-call commands, outside Airflow, on the profile of the environment.
 
-    nightshift rollback --use-case churn --to previous --reason "AUC dropped after v7"
-    nightshift rollback --use-case churn --to 3 --reason "..." --force
-    nightshift promotions --use-case churn
-    nightshift retrain --use-case churn [--run-date YYYY-MM-DD]
+    nightshift rollback --use-case <use case> --to previous --reason "AUC dropped after v7"
+    nightshift rollback --use-case <use case> --to 3 --reason "..." --force
+    nightshift promotions --use-case <use case>
+    nightshift retrain --use-case <use case> [--run-date YYYY-MM-DD]
 
 Each command prints what it did; a refused rollback exits 2 with the reason (and is audited).
 """

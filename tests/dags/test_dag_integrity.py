@@ -94,3 +94,13 @@ def test_dag_start_dates_come_from_the_use_case_files() -> None:
         assert dags[f"score_{name}"].catchup == use_case.catchup
         for source in use_case.sources:
             assert dags[f"ingest_{source}"].start_date.date() <= use_case.start_date
+
+
+def test_retrains_run_one_at_a_time_and_alias_moves_share_one_pool() -> None:
+    dags = {dag_id: dag for path in DAG_FILES for dag_id, dag in load_dags(path).items()}
+    retrains = [dag for dag_id, dag in dags.items() if dag_id.startswith("retrain_")]
+    assert retrains
+    for dag in retrains:
+        assert dag.max_active_runs == 1, dag.dag_id
+        assert dag.task_dict["register"].pool == "model_registry", dag.dag_id
+    assert dags["rollback"].task_dict["rollback"].pool == "model_registry"

@@ -67,3 +67,17 @@ def test_the_package_is_laid_out_by_stage() -> None:
     assert set(top) <= SHARED | {"cli"}, f"modules outside a stage package: {sorted(set(top) - SHARED - {'cli'})}"
     for stage in ("ingest", "features", "modeling", "scoring", "airflow", "demo"):
         assert (PACKAGE / stage / "__init__.py").exists(), stage
+
+
+def test_platform_code_names_no_churn_concept() -> None:
+    """Nothing in plugins/nightshift/ (the demo aside) or dags/ names a use case's concepts: they
+    live in the use case's own files."""
+    words = ("customer", "cancel", "churn", "plan_", "region")
+    offenders = []
+    for path in [*PACKAGE.rglob("*.py"), *(PROJECT_ROOT / "dags").glob("*.py")]:
+        if "demo" in path.relative_to(PROJECT_ROOT).parts:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if any(word in line.lower() for word in words):
+                offenders.append(f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "use-case concepts in platform code:\n" + "\n".join(offenders)

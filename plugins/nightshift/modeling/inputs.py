@@ -28,6 +28,6 @@ def model_input(frame: pd.DataFrame, features: list[str], categorical: list[str]
 
 
 def predict(model: lgb.Booster, frame: pd.DataFrame, categorical: list[str]) -> Any:
-    """Churn probabilities for ``frame``'s rows, using the model's own feature list."""
+    """The model's scores (probabilities or values) for ``frame``'s rows, using the model's own feature list."""
     features = model.feature_name()
     return model.predict(model_input(frame, features, [c for c in categorical if c in features]))

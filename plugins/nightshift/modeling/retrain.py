@@ -299,7 +299,7 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
 
 
 def _flat_metrics(report: Any) -> dict[str, float]:
-    """Holdout metrics as MLflow metric names: ``holdout.auc``, ``holdout.region=east.auc``, ``champion.…``."""
+    """Holdout metrics as MLflow metric names: ``holdout.auc``, ``holdout.<column>.<value>.auc``, ``champion.…``."""
     out: dict[str, float] = {}
     for prefix, block in (("holdout", report.challenger_metrics), ("champion", report.champion_metrics)):
         if not block:
