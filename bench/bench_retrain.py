@@ -42,6 +42,7 @@ import argparse
 import hashlib
 import json
 import sys
+from types import SimpleNamespace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -268,8 +269,8 @@ def _fmt(value: float | None) -> str:
 
 
 def _generate(workdir: Path, customers: int, seed: int) -> None:
-    """Raw partitions and feature tables of the training window, the Feast registry, the MLflow store,
-    and the training set the baseline fits on."""
+    """The population, label and feature tables of the training window, the Feast registry, the MLflow
+    store, and the training set the baseline fits on."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -279,12 +280,15 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
     from nightshift.modeling import registry, training
     from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
-    from nightshift.warehouse import PartitionWrite, Warehouse, raw_table
+    from nightshift.warehouse import PartitionWrite, Warehouse
 
     settings = Settings.from_env()
     use_case = use_case_of(settings, USE_CASE)
-    window = training.training_window(use_case, RUN_DATE)
-    window_days = (window.last_day - window.first_day).days + 1
+    # the window the retrain will use: the latest window_days days whose label (known at the end of
+    # D + 32, churn_labels.sql) was known by the start of the run date
+    window_days = int(use_case.training.get("window_days", 60))
+    last_day = RUN_DATE - timedelta(days=33)
+    window = SimpleNamespace(first_day=last_day - timedelta(days=window_days - 1), last_day=last_day)
     known_days = (RUN_DATE - window.first_day).days + 1  # cancellations land up to the run date
     rng = np.random.default_rng(seed)
 
@@ -360,32 +364,23 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({**keys, **typed}), path, row_group_size=ROW_GROUP_ROWS)
 
-    # raw.customers: who was active on each day; raw.cancellations: by the day they landed.
-    signup_date = pd.to_datetime(first + signup_day.astype("timedelta64[D]")).date
+    # the population (who was active on each day) and the label model's rows (the first cancellation
+    # after D within 30 days), as dbt would build them
     writes = []
     for offset, active in enumerate(rows_customer):
         snapshot_day = window.first_day + timedelta(days=offset)
-        writes.append(PartitionWrite(raw_table(use_case.entity_source), {"batch_date": snapshot_day}, pd.DataFrame({
-            "customer_id": active.astype(np.int64) + 1,
-            "signup_date": signup_date[active],
-            "plan": np.array(list(PLANS), dtype=object)[plan[active]],
-            "region": np.array(REGIONS, dtype=object)[region[active]],
-            "channel": np.array(CHANNELS, dtype=object)[channel[active]],
-            "monthly_price": price[active],
-            "snapshot_at": pd.Timestamp(snapshot_day) + pd.Timedelta(hours=23),
-        })))
-    cancelled = np.nonzero(cancel_day < known_days)[0]
-    for offset in np.unique(cancel_day[cancelled]):
-        ids = cancelled[cancel_day[cancelled] == offset]
-        cancel_date = window.first_day + timedelta(days=int(offset))
-        writes.append(PartitionWrite(raw_table(use_case.label["source"]), {"batch_date": cancel_date}, pd.DataFrame({
-            "customer_id": ids.astype(np.int64) + 1,
-            "cancelled_at": pd.Timestamp(cancel_date) + pd.to_timedelta(rng.integers(0, 86_400, len(ids)), unit="s"),
-            "reason": np.array(REASONS, dtype=object)[rng.integers(0, len(REASONS), len(ids))],
-        })))
+        writes.append(PartitionWrite(use_case.population_table, {"as_of_date": snapshot_day},
+                                     pd.DataFrame({"customer_id": active.astype(np.int64) + 1})))
+    first_cancel = cancel_day[who]
+    writes.append(PartitionWrite(use_case.label_table, {"part": 0}, pd.DataFrame({
+        "customer_id": who.astype(np.int64) + 1,
+        "as_of_date": pd.to_datetime(feature_date).date,
+        "label": ((first_cancel > day) & (first_cancel <= day + 30)).astype(np.int64),
+        "label_known_at": pd.to_datetime(feature_date + np.timedelta64(33, "D")),
+    })))
     Warehouse.from_uri(settings.warehouse_uri).replace_partitions(writes)
 
-    features.apply_definitions(settings)
+    features.apply_definitions(settings, USE_CASE)
     # The tracking store and experiment exist on any real deployment; neither path pays their creation.
     registry.connect(settings)
     registry.ensure_experiment(settings, use_case)
@@ -394,7 +389,7 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
     frame.to_parquet(workdir / "training_set.parquet", index=False)
     feature_list = features.feature_names(settings, use_case.feature_service)
     categorical = [c for c in use_case.training.get("categorical", []) if c in feature_list]
-    per_day = frame.groupby(training.SNAPSHOT_DATE).size()
+    per_day = frame.groupby(training.AS_OF_DATE).size()
     (workdir / "meta.json").write_text(json.dumps({
         "rows": len(frame),
         "days": int(per_day.size),
@@ -403,7 +398,7 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
         "features": feature_list,
         "categorical_features": len(categorical),
         "numeric_features": len(feature_list) - len(categorical),
-        "window": window.as_dict(),
+        "window": {"first_day": window.first_day.isoformat(), "last_day": window.last_day.isoformat()},
     }))
 
 
@@ -464,7 +459,7 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     profile.wrap(features, "feature_names", "features.feature_names")
     profile.wrap(features, "feature_store", "Feast FeatureStore (registry)")
     profile.wrap(training, "build_training_set", "build_training_set")
-    profile.wrap(training, "label_spine", "label_spine (warehouse reads)")
+    profile.wrap(training, "labelled_population", "labelled_population (warehouse reads)")
     profile.wrap(features, "training_frame", "training_frame (Feast historical)")
     profile.wrap(training, "assign_splits", "assign_splits")
     profile.wrap(training, "train_model", "train_model")

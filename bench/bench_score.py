@@ -421,7 +421,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     from nightshift.modeling import inputs, registry
     from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
-    from nightshift.warehouse import PartitionWrite, Warehouse, raw_table
+    from nightshift.warehouse import PartitionWrite, Warehouse
 
     settings = Settings.from_env()
     use_case = use_case_of(settings, USE_CASE)
@@ -497,25 +497,14 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
         pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS)
     del activity_days, profile_days
 
-    # raw.customers of the scoring day (everyone), and a small one of the day before for the warm-up.
-    def snapshot(who: np.ndarray, day: date) -> pd.DataFrame:
-        return pd.DataFrame({
-            "customer_id": ids[who],
-            "signup_date": pd.to_datetime(signup[who]).date,
-            "plan": np.array(list(PLANS), dtype=object)[plan[who]],
-            "region": np.array(REGIONS, dtype=object)[region[who]],
-            "channel": np.array(CHANNELS, dtype=object)[channel[who]],
-            "monthly_price": price[who],
-            "snapshot_at": pd.Timestamp(day) + pd.Timedelta(hours=23),
-        })
-
-    entity = raw_table(use_case.entity_source)
+    # The population of the scoring day (everyone), and a small one of the day before for the warm-up.
     warmup_day = DAY - timedelta(days=1)
     Warehouse.from_uri(settings.warehouse_uri).replace_partitions([
-        PartitionWrite(entity, {"batch_date": DAY}, snapshot(np.arange(n), DAY)),
-        PartitionWrite(entity, {"batch_date": warmup_day}, snapshot(np.arange(min(n, WARMUP_CUSTOMERS)), warmup_day)),
+        PartitionWrite(use_case.population_table, {"as_of_date": DAY}, pd.DataFrame({"customer_id": ids[np.arange(n)]})),
+        PartitionWrite(use_case.population_table, {"as_of_date": warmup_day},
+                       pd.DataFrame({"customer_id": ids[np.arange(min(n, WARMUP_CUSTOMERS))]})),
     ])
-    features.apply_definitions(settings)
+    features.apply_definitions(settings, USE_CASE)
 
     # The champion: trained on a sample of the day before, through the same features and typing.
     names = features.feature_names(settings, use_case.feature_service)
@@ -545,10 +534,10 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     scoring.score_day(settings, USE_CASE, warmup_day)
 
     # The baseline's matrix: the day's features as scoring fetches them, all at once.
-    spine = scoring.spine(settings, use_case, DAY)
+    spine = features.population_of(settings, use_case, DAY)
     matrix = features.training_frame(settings, use_case.feature_service,
                                      spine.assign(**{features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(DAY))}))
-    matrix[[use_case.entity_key, *names]].to_parquet(workdir / "matrix.parquet", index=False)
+    matrix[[*use_case.key_columns, *names]].to_parquet(workdir / "matrix.parquet", index=False)
 
     config_dir = _sharded_config_dir(workdir)
     config_dir.mkdir()
@@ -609,7 +598,7 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     from nightshift import features, scoring
     from nightshift.features import offline as feast_offline
     from nightshift.modeling import registry, training
-    from nightshift.warehouse import PREDICTIONS, DuckDBWarehouse, Warehouse
+    from nightshift.warehouse import DuckDBWarehouse, Warehouse, predictions_table
 
     profile.wrap(scoring, "plan", "plan")
     profile.wrap(scoring, "publish", "publish")
@@ -645,8 +634,8 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     peak_rss_mb = max_rss_mb()
 
     # After the clock: what was published, for the parent to compare with the baseline.
-    partition = {"use_case": USE_CASE, "scoring_date": DAY}
-    published = Warehouse.from_uri(settings.warehouse_uri).read(PREDICTIONS, partition)
+    partition = {"scoring_date": DAY}
+    published = Warehouse.from_uri(settings.warehouse_uri).read(predictions_table(USE_CASE), partition)
     published[["customer_id", "score"]].to_parquet(workdir / f"nightshift.{run}.scores.parquet", index=False)
     (workdir / f"nightshift.{run}.json").write_text(json.dumps({
         "times": profile.times,
@@ -714,7 +703,7 @@ def _run_profile(workdir: Path) -> None:
     from nightshift.usecase import use_case_of
 
     use_case = use_case_of(settings, USE_CASE)
-    spine = scoring.spine(settings, use_case, DAY).assign(
+    spine = features.population_of(settings, use_case, DAY).assign(
         **{features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(DAY))})
     per_call = []
     for rows in (min(1_000, len(spine)), len(spine)):
