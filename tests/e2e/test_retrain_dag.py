@@ -49,7 +49,7 @@ def test_retrain_from_an_empty_registry_to_a_champion_then_rollback(
     assert first.tags["gate"] == "passed" and first.tags["feature_service"] == "churn_v1"
     assert first.tags["trigger"] == "manual" and first.tags["training_window"] == "2026-01-08..2026-03-28"
     run = client.get_run(first.run_id)
-    assert run.data.metrics["holdout.auc"] >= 0.7
+    assert run.data.metrics["holdout.auc"] >= 0.6, "the floor of config/churn.yaml, on a purged holdout"
     assert {"holdout.region.north.auc", "holdout.plan.basic.auc", "holdout.pr_auc", "holdout.brier"} <= set(run.data.metrics)
     artifacts = {a.path for folder in ("gate", "plots", "reference", "evaluation") for a in client.list_artifacts(first.run_id, folder)}
     assert artifacts >= {retrain.GATE_JSON, retrain.GATE_MARKDOWN, retrain.REFERENCE_ARTIFACT, retrain.HOLDOUT_ARTIFACT,
@@ -124,7 +124,7 @@ def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: Airfl
     # the outcomes of 2026-03-28 and -29 have landed (through 2026-04-30, +32 days); those of RUN_DATE have not
     assert sorted(row[0] for row in performance) == BACKFILLED_DAYS
     for day, scored, labelled, auc in performance:
-        assert scored == labelled == len(backfilled[day]) and 0.6 < auc <= 1.0
+        assert scored == labelled == len(backfilled[day]) and 0.5 < auc <= 1.0, "better than chance on a real day"
 
     with sqlite3.connect(db) as con:
         extras = [json.loads(e) for (e,) in con.execute(
