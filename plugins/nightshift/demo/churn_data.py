@@ -74,8 +74,6 @@ random bytes that include a NUL and are not valid UTF-8, as a transfer cut short
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -791,76 +789,17 @@ def single_day_batch(
     return _batch_bytes(source, raw, day, seed, rates)
 
 
-def _iso_date(text: str) -> date:
-    """Parse a ``YYYY-MM-DD`` command-line argument."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date: write it as YYYY-MM-DD") from error
-
-
-def _bad_rate(text: str) -> tuple[str, float]:
-    """Parse a ``CLASS=RATE`` command-line argument."""
-    name, sep, rate = text.partition("=")
-    try:
-        if not sep:
-            raise ValueError
-        return name, float(rate)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"{text!r} is not CLASS=RATE, e.g. null_required=0.01") from error
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate a data set and write it to a landing zone."""
-    defaults = DatagenSpec()
-    parser = argparse.ArgumentParser(
-        prog="python -m nightshift.demo.churn_data",
-        description="Write deterministic synthetic churn data (customers, activity, cancellations) "
-        "to a landing zone.",
-    )
-    parser.add_argument(
-        "--landing", help="local directory or s3://bucket/prefix (default: $NIGHTSHIFT_LANDING_URI)"
-    )
-    parser.add_argument(
-        "--customers", type=int, default=defaults.customers, help="initial number of customers"
-    )
-    parser.add_argument("--start", type=_iso_date, default=defaults.start, help="first day, YYYY-MM-DD")
-    parser.add_argument("--days", type=int, default=defaults.days, help="number of days to generate")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--covariate-drift-start", type=_iso_date, help="day the input distribution shifts")
-    parser.add_argument("--concept-drift-start", type=_iso_date, help="day the churn rules change")
-    parser.add_argument(
-        "--bad-rate",
-        type=_bad_rate,
-        action="append",
-        default=[],
-        metavar="CLASS=RATE",
-        help=f"fraction of bad rows of one class, repeatable; classes: {', '.join(BAD_INPUT_CLASSES)}",
-    )
-    parser.add_argument("--broken-day", type=_iso_date, help="day whose --broken-source file is corrupt")
-    parser.add_argument("--broken-source", choices=SOURCES, default=defaults.broken_source)
-    args = parser.parse_args(argv)
+    from nightshift.demo import cli
 
-    landing_uri = args.landing or os.environ.get("NIGHTSHIFT_LANDING_URI")
-    if not landing_uri:
-        parser.error("no landing zone: pass --landing or set NIGHTSHIFT_LANDING_URI")
-    try:
-        spec = DatagenSpec(
-            customers=args.customers,
-            start=args.start,
-            days=args.days,
-            seed=args.seed,
-            covariate_drift_start=args.covariate_drift_start,
-            concept_drift_start=args.concept_drift_start,
-            bad_rates=dict(args.bad_rate),
-            broken_day=args.broken_day,
-            broken_source=args.broken_source,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    uris = write_landing(spec, landing_uri)
-    print(f"wrote {len(uris)} files for {spec.start}..{spec.end} to {landing_uri}")
-    return 0
+    parser = cli.landing_parser(
+        "python -m nightshift.demo.churn_data",
+        "Write deterministic synthetic churn data (customers, activity, cancellations) to a landing zone.",
+        DatagenSpec(), SOURCES, BAD_INPUT_CLASSES, ("day the input distribution shifts", "day the churn rules change"),
+    )
+    parser.add_argument("--customers", type=int, default=DatagenSpec().customers, help="initial number of customers")
+    return cli.run(parser, argv, DatagenSpec, write_landing, sizes=["customers"])
 
 
 if __name__ == "__main__":

@@ -49,8 +49,6 @@ by random bytes with a NUL and invalid UTF-8, as a transfer cut short would leav
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,7 +59,7 @@ from typing import Any
 import numpy as np
 
 # Shared with the churn generator: the same bad-row classes, file names and knob checks.
-from nightshift.demo.churn_data import BAD_INPUT_CLASSES, _bad_rate, _checked_bad_rates, _iso_date, batch_file_name
+from nightshift.demo.churn_data import BAD_INPUT_CLASSES, _checked_bad_rates, batch_file_name
 
 __all__ = [
     "BAD_INPUT_CLASSES", "COLUMNS", "SOURCES", "DemandSpec", "batch_file_name", "generate", "main", "write_landing"
@@ -436,52 +434,17 @@ def write_landing(spec: DemandSpec, landing_uri: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: generate a demand data set and write it to a landing zone."""
+    from nightshift.demo import cli
+
     defaults = DemandSpec()
-    parser = argparse.ArgumentParser(
-        prog="python -m nightshift.demo.demand_data",
-        description="Write deterministic synthetic retail demand data (stores, products, sales) to a landing zone.",
+    parser = cli.landing_parser(
+        "python -m nightshift.demo.demand_data",
+        "Write deterministic synthetic retail demand data (stores, products, sales) to a landing zone.",
+        defaults, SOURCES, BAD_INPUT_CLASSES, ("day promos and prices shift", "day the promo and weekday effects change"),
     )
-    parser.add_argument("--landing", help="local directory or s3://bucket/prefix (default: $NIGHTSHIFT_LANDING_URI)")
     parser.add_argument("--stores", type=int, default=defaults.stores, help="number of stores")
     parser.add_argument("--products", type=int, default=defaults.products, help="number of products in the catalogue")
-    parser.add_argument("--start", type=_iso_date, default=defaults.start, help="first day, YYYY-MM-DD")
-    parser.add_argument("--days", type=int, default=defaults.days, help="number of days to generate")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--covariate-drift-start", type=_iso_date, help="day promos and prices shift")
-    parser.add_argument("--concept-drift-start", type=_iso_date, help="day the promo and weekday effects change")
-    parser.add_argument(
-        "--bad-rate",
-        type=_bad_rate,
-        action="append",
-        default=[],
-        metavar="CLASS=RATE",
-        help=f"fraction of bad rows of one class, repeatable; classes: {', '.join(BAD_INPUT_CLASSES)}",
-    )
-    parser.add_argument("--broken-day", type=_iso_date, help="day whose --broken-source file is corrupt")
-    parser.add_argument("--broken-source", choices=SOURCES, default=defaults.broken_source)
-    args = parser.parse_args(argv)
-
-    landing_uri = args.landing or os.environ.get("NIGHTSHIFT_LANDING_URI")
-    if not landing_uri:
-        parser.error("no landing zone: pass --landing or set NIGHTSHIFT_LANDING_URI")
-    try:
-        spec = DemandSpec(
-            stores=args.stores,
-            products=args.products,
-            start=args.start,
-            days=args.days,
-            seed=args.seed,
-            covariate_drift_start=args.covariate_drift_start,
-            concept_drift_start=args.concept_drift_start,
-            bad_rates=dict(args.bad_rate),
-            broken_day=args.broken_day,
-            broken_source=args.broken_source,
-        )
-    except ValueError as error:
-        parser.error(str(error))
-    uris = write_landing(spec, landing_uri)
-    print(f"wrote {len(uris)} files for {spec.start}..{spec.end} to {landing_uri}")
-    return 0
+    return cli.run(parser, argv, DemandSpec, write_landing, sizes=["stores", "products"])
 
 
 if __name__ == "__main__":
