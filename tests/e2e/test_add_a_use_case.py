@@ -166,15 +166,18 @@ for offset in range({DAYS - 2}):
 
     out = python(env, f"""
 from datetime import date
+import pyarrow.parquet as pq
 from nightshift.settings import Settings
 from nightshift.warehouse import Warehouse, predictions_table
-frame = Warehouse.from_uri(Settings.from_env().warehouse_uri).read(predictions_table("demand"), {{"scoring_date": date.fromisoformat("{LAST}")}})
-print(len(frame), frame["store_id"].dtype, frame["product_id"].dtype, frame["band"].isna().all(), sorted(set(frame["decile"])))
+settings = Settings.from_env()
+frame = Warehouse.from_uri(settings.warehouse_uri).read(predictions_table("demand"), {{"scoring_date": date.fromisoformat("{LAST}")}})
+stored = pq.read_schema(settings.warehouse_dir / "tables" / "predictions" / "demand_daily" / "scoring_date={LAST}" / "part.parquet")
+print(len(frame), stored.field("store_id").type, stored.field("product_id").type, frame["band"].isna().all(), sorted(set(frame["decile"])))
 print(frame["store_id"].str.match(r"^S[0-9]+$").all(), frame["product_id"].str.match(r"^P[0-9]+$").all(), frame["score"].min() >= -1)
 """)
     first, second = out.strip().splitlines()[-2:]
     rows, store_type, product_type, no_bands, deciles = first.split(" ", 4)
-    assert int(rows) > 100 and store_type == product_type == "string" and no_bands == "True"
+    assert int(rows) > 100 and store_type == product_type == "string" and no_bands == "True", "keys stored as text"
     assert deciles == str(list(range(1, 11)))
     assert second == "True True True"
 
