@@ -103,7 +103,7 @@ for use_case_name, use_case in USE_CASES.items():
 
         @task(outlets=[predictions_asset(use_case_name)])
         def publish(scoring_plan: dict, scored: list[dict], dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001
-            """Replace partition D of predictions.daily and predictions.errors with the staged shards."""
+            """Replace partition D of predictions.<use case>_daily and _errors with the staged shards."""
             from nightshift import scoring
 
             result = scoring.publish(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), dag_run.run_id)
