@@ -9,8 +9,10 @@ anywhere else.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timezone
 from pathlib import Path
@@ -33,7 +35,6 @@ EVENT_TIMESTAMP = "event_timestamp"
 
 class FeatureDataMissing(RuntimeError):
     """The inputs for the day are not there; the message names the DAG to run first."""
-
 
 
 def feature_store(settings: Settings, repo_path: Path = FEATURE_REPO) -> FeatureStore:
@@ -67,8 +68,10 @@ def apply_definitions(settings: Settings, use_case: str | None = None, repo_path
         validate_schemas(store, repo.feature_views)
         apply_total_with_repo_instance(store, store.config.project, store.registry, repo, skip_source_validation=False)
         return sorted(fv.name for fv in store.list_feature_views())
+    from feast import FeatureView
+
     objects = use_case_definitions(use_case, repo_path)
-    views = [o for o in objects if type(o).__name__ == "FeatureView"]
+    views = [o for o in objects if isinstance(o, FeatureView)]
     validate_schemas(store, views)
     store.apply(objects, partial=True)
     return sorted(v.name for v in views)
@@ -80,9 +83,7 @@ def use_case_definitions(use_case: str, repo_path: Path = FEATURE_REPO) -> list[
     Raises:
         FileNotFoundError: the use case has no definitions file.
     """
-    import contextlib
     import importlib
-    import sys
 
     from feast import Entity, FeatureService, FeatureView
     from feast.data_source import DataSource
@@ -92,15 +93,8 @@ def use_case_definitions(use_case: str, repo_path: Path = FEATURE_REPO) -> list[
         have = sorted(p.stem for p in repo_path.glob("*.py"))
         raise FileNotFoundError(f"no Feast definitions for use case {use_case!r}: {path} does not exist "
                                 f"(feature_repo/ has {have}); one file per use case, named after it")
-    for name in {p.stem for p in repo_path.glob("*.py")}:
-        sys.modules.pop(name, None)
-    importlib.invalidate_caches()
-    sys.path.insert(0, str(path.parent))
-    try:
-        with contextlib.chdir(path.parent):
-            module = importlib.import_module(use_case)
-    finally:
-        sys.path.remove(str(path.parent))
+    with _fresh_repo(path.parent):
+        module = importlib.import_module(use_case)
     kinds = (Entity, DataSource, FeatureView, FeatureService)
     found: dict[tuple[str, str], Any] = {}
     for value in vars(module).values():
@@ -116,21 +110,27 @@ def parse_definitions(repo_path: Path) -> Any:
     directory, so this runs it from inside the repo, and forgets modules of an earlier parse
     (a test may apply a modified copy of the repo in the same process).
     """
-    import contextlib
-    import importlib
-    import sys
-
     from feast.repo_operations import parse_repo
 
     repo_path = repo_path.resolve()
-    local_modules = {p.stem for p in repo_path.glob("*.py")}
-    for name in local_modules:
+    with _fresh_repo(repo_path):
+        return parse_repo(repo_path)
+
+
+@contextlib.contextmanager
+def _fresh_repo(repo_path: Path) -> Iterator[None]:
+    """Run inside ``repo_path`` with it first on ``sys.path`` and its modules forgotten, so its
+    files (and a modified copy's, in a test) are imported afresh."""
+    import importlib
+    import sys
+
+    for name in {p.stem for p in repo_path.glob("*.py")}:
         sys.modules.pop(name, None)
     importlib.invalidate_caches()
     sys.path.insert(0, str(repo_path))
     try:
         with contextlib.chdir(repo_path):
-            return parse_repo(repo_path)
+            yield
     finally:
         sys.path.remove(str(repo_path))
 
