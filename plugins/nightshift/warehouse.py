@@ -4,15 +4,24 @@ Two backends behind one interface, chosen by ``Settings.warehouse_uri``:
 
 * **Embedded** (``duckdb:///path/warehouse.duckdb``). Each partition is a Parquet file,
   ``<dir>/tables/<schema>/<table>/<key>=<value>/…/part.parquet``. The DuckDB file holds only
-  views over those files, so tasks running side by side never open it: writers replace
-  Parquet files (write a temporary file, then rename), readers use an in-memory DuckDB.
+  views over those files, so tasks running side by side never open it: readers use an
+  in-memory DuckDB. A group of writes is a transaction: every new file is staged under
+  ``tables/.transactions/<id>/``, then a manifest of (staged file, target) pairs is renamed
+  into place (the commit point), then the files are renamed onto their targets. A process
+  killed between two renames leaves a committed manifest, and the next call through this
+  API (``from_uri``, every read, every write) rolls it forward before it reads, under a
+  cross-process lock that writers also hold while they rename: API readers see a whole group
+  or none of it. The catalog views (analysts, dbt) read the same files without that lock,
+  so after a kill they show the rolled-forward result once any API call has run.
   The file is opened read-write only to create a table's view the first time the table
   appears, under a cross-process lock. Analysts open it with ``duckdb -readonly``.
 * **Production** (``postgresql://…``). Tables in schemas ``raw``, ``quarantine``, ``meta``…;
   a group of partition replacements is one transaction (delete the partition, COPY the
   new rows), so readers see the old partition or the new one, never a mix.
 
-Every write replaces whole partitions: re-running a day replaces exactly that day.
+Every write replaces whole partitions: re-running a day replaces exactly that day. Every name
+put into SQL is a checked identifier or quoted, and every partition value becomes a folder
+name only after it is checked (no ``/``, ``..`` or NUL).
 """
 
 from __future__ import annotations
@@ -20,15 +29,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import os
-import tempfile
+import shutil
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -92,10 +103,15 @@ class Warehouse(ABC):
 
     @staticmethod
     def from_uri(uri: str) -> Warehouse:
-        """The backend for ``duckdb:///…`` or ``postgresql://…``."""
+        """The backend for ``duckdb:///…`` or ``postgresql://…``.
+
+        An embedded warehouse first rolls forward any write group a killed process committed.
+        """
         scheme = urlparse(uri).scheme
         if scheme == "duckdb":
-            return DuckDBWarehouse(Path(urlparse(uri).path))
+            warehouse = DuckDBWarehouse(Path(urlparse(uri).path))
+            warehouse.recover()
+            return warehouse
         if scheme.startswith("postgres"):
             return PostgresWarehouse(uri)
         raise ValueError(f"warehouse URI {uri!r}: use duckdb:///path/file.duckdb or postgresql://…")
@@ -103,6 +119,17 @@ class Warehouse(ABC):
     @abstractmethod
     def replace_partitions(self, writes: Sequence[PartitionWrite]) -> None:
         """Replace each partition with its frame; all of them or none become visible."""
+
+    @abstractmethod
+    def drop_partitions(self, table: str, partition: PartitionKey) -> None:
+        """Delete every partition of ``table`` whose columns match ``partition`` (a key or a prefix of one).
+
+        ``{"scoring_date": d, "run_key": k}`` drops every shard of that run. Nothing happens when
+        nothing matches or the table does not exist.
+
+        Raises:
+            ValueError: ``partition`` is empty (that would drop the whole table) or not a valid key.
+        """
 
     @abstractmethod
     def read(self, table: str, partition: PartitionKey | None = None) -> pd.DataFrame:
@@ -137,13 +164,35 @@ def _check_name(table: str) -> tuple[str, str]:
 
 
 def _check_column(column: str) -> str:
-    if not column.isidentifier():
-        raise ValueError(f"column name {column!r} must be an identifier")
+    if not (isinstance(column, str) and column.isidentifier()):
+        raise ValueError(f"column name {column!r} must be an identifier (letters, digits, underscores)")
     return column
 
 
+def _quoted(column: str) -> str:
+    """``column`` as a quoted SQL identifier, embedded double quotes doubled."""
+    if "\x00" in str(column):
+        raise ValueError(f"column name {column!r} contains a NUL character; rename the column")
+    return '"' + str(column).replace('"', '""') + '"'
+
+
+def _sql_text(value: str) -> str:
+    """``value`` as a SQL string literal, embedded single quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _partition_values(partition: PartitionKey) -> list[tuple[str, str]]:
-    return [(k, v.isoformat() if isinstance(v, date) else str(v)) for k, v in partition.items()]
+    """(column, value as text) pairs of a partition key, each checked for use as a folder name."""
+    pairs = []
+    for key, value in partition.items():
+        text = value.isoformat() if isinstance(value, date) else str(value)
+        if "/" in text or ".." in text or "\x00" in text:
+            raise ValueError(
+                f"partition value {key}={text!r} contains '/', '..' or a NUL character, which cannot name "
+                "a partition folder; pass a plain value (a date, a number, or a name)"
+            )
+        pairs.append((_check_column(key), text))
+    return pairs
 
 
 def _with_partition_columns(frame: pd.DataFrame, partition: PartitionKey) -> pd.DataFrame:
@@ -164,13 +213,16 @@ def _with_partition_columns(frame: pd.DataFrame, partition: PartitionKey) -> pd.
 
 # --- embedded: Parquet partitions + a DuckDB catalog of views -------------------------
 
+_JOURNAL = ".transactions"
+
 
 class DuckDBWarehouse(Warehouse):
-    """Parquet partitions, published as views in a DuckDB file."""
+    """Parquet partitions, published as views in a DuckDB file; write groups commit by manifest."""
 
     def __init__(self, database: Path) -> None:
         self.database = database
         self.root = database.parent / "tables"
+        self.journal = self.root / _JOURNAL
 
     def _table_dir(self, table: str) -> Path:
         schema, name = _check_name(table)
@@ -182,76 +234,208 @@ class DuckDBWarehouse(Warehouse):
             folder = folder / f"{key}={value}"
         return folder / "part.parquet"
 
+    def _has_rows(self, table: str) -> bool:
+        folder = self._table_dir(table)
+        return folder.is_dir() and next(folder.rglob("part.parquet"), None) is not None
+
+    # writes ---------------------------------------------------------------------------
+
     def replace_partitions(self, writes: Sequence[PartitionWrite]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        staged: list[tuple[str, Path]] = []
-        try:
-            for write in writes:
-                target = self._partition_file(write.table, write.partition)
-                target.parent.mkdir(parents=True, exist_ok=True)
+        targets = [self._partition_file(w.table, w.partition) for w in writes]  # every name checked first
+        with self._staging() as (stage, commit):
+            moves: list[tuple[Path | None, Path]] = []
+            for number, (write, target) in enumerate(zip(writes, targets)):
                 frame = _with_partition_columns(write.frame, write.partition)
-                table = pa.Table.from_pandas(_arrow_friendly(frame), preserve_index=False)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=".parquet.tmp")
-                os.close(fd)
-                staged.append((tmp, target))
-                pq.write_table(table, tmp)
-            # Every file is complete before the first rename; a kill here leaves each
-            # partition either old or new, and a rerun of the same input converges.
-            for tmp, target in staged:
-                os.replace(tmp, target)
-        finally:
-            for tmp, _ in staged:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                staged = stage / f"{number}.parquet"
+                pq.write_table(pa.Table.from_pandas(_arrow_friendly(frame), preserve_index=False), staged)
+                _fsync(staged)
+                moves.append((staged, target))
+            commit(moves)
         self.publish({w.table for w in writes})
+
+    def drop_partitions(self, table: str, partition: PartitionKey) -> None:
+        wanted = dict(_partition_values(partition))
+        if not wanted:
+            raise ValueError(f"drop_partitions({table!r}) needs at least one partition column (an empty key drops all)")
+        table_dir = self._table_dir(table)
+        with self._reading():
+            parts = sorted(table_dir.rglob("part.parquet")) if table_dir.is_dir() else []
+            doomed = [p for p in parts if _matches(_folder_values(p.parent.relative_to(table_dir)), wanted)]
+        if doomed:  # deleted as one group: a kill part-way is rolled forward like any other write
+            with self._staging() as (_, commit):
+                commit([(None, part) for part in doomed])
+
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[tuple[Path, Any]]:
+        """A fresh staging folder, and the ``commit(moves)`` that publishes a group of moves.
+
+        The folder's lock file is held for the life of this writer, so recovery in another
+        process removes it only once this process is gone.
+        """
+        name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        stage, holder, manifest = self.journal / name, self.journal / f"{name}.lock", self.journal / f"{name}.json"
+        with self._lock(fcntl.LOCK_SH):  # recovery (exclusive) never sees a folder without its held lock
+            stage.mkdir(parents=True)
+            handle = open(holder, "w")  # noqa: SIM115 - held until the group is done
+            fcntl.flock(handle, fcntl.LOCK_EX)
+
+        def commit(moves: Sequence[tuple[Path | None, Path]]) -> None:
+            entries = [
+                {"source": None if src is None else str(src.relative_to(self.root)),
+                 "target": str(dst.relative_to(self.root))}
+                for src, dst in moves
+            ]
+            with self._lock(fcntl.LOCK_EX):
+                self._roll_forward()  # an earlier group killed mid-way lands before this one
+                _write_durably(manifest, json.dumps(entries).encode())  # the commit point
+                self._apply(manifest)
+
+        try:
+            yield stage, commit
+        finally:
+            if not manifest.exists():  # a committed group that failed mid-way is finished by recovery
+                shutil.rmtree(stage, ignore_errors=True)
+                holder.unlink(missing_ok=True)
+            handle.close()
+
+    def _apply(self, manifest: Path) -> None:
+        """Do a committed group's moves (idempotent: a move already done is skipped), then forget it."""
+        entries = json.loads(manifest.read_text())
+        folders: set[Path] = set()
+        for entry in entries:
+            target = self.root / entry["target"]
+            if entry["source"] is None:
+                target.unlink(missing_ok=True)
+                _prune_empty(target.parent, self.root)
+            else:
+                source = self.root / entry["source"]
+                if source.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(source, target)
+            if target.parent.exists():
+                folders.add(target.parent)
+        for folder in folders:
+            _fsync(folder)
+        manifest.unlink()
+        _fsync(self.journal)
+        name = manifest.name.removesuffix(".json")
+        shutil.rmtree(self.journal / name, ignore_errors=True)
+        (self.journal / f"{name}.lock").unlink(missing_ok=True)
+
+    # recovery -------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Roll forward every group a killed writer committed, and remove what killed writers staged."""
+        if not self.journal.is_dir() or not any(self.journal.iterdir()):
+            return
+        with self._lock(fcntl.LOCK_EX):
+            self._roll_forward()
+            self._sweep()
+
+    def _committed(self) -> list[Path]:
+        return sorted(self.journal.glob("*.json")) if self.journal.is_dir() else []
+
+    def _roll_forward(self) -> None:
+        for manifest in self._committed():
+            self._apply(manifest)
+
+    def _sweep(self) -> None:
+        """Remove staging folders and half-written manifests of writers that are gone."""
+        for leftover in self.journal.glob("*.json.tmp"):  # written under the exclusive lock we hold
+            leftover.unlink(missing_ok=True)
+        for holder in self.journal.glob("*.lock"):
+            if holder.with_suffix(".json").exists():
+                continue  # committed: only rolling forward may touch its files
+            with open(holder, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its writer is still staging
+                shutil.rmtree(holder.with_suffix(""), ignore_errors=True)
+                holder.unlink(missing_ok=True)
+        for folder in self.journal.iterdir():
+            if folder.is_dir() and not folder.with_suffix(".lock").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[IO[str]]:
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.database.parent / ".warehouse.lock", "a") as handle:
+            fcntl.flock(handle, mode)
+            yield handle
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A shared lock for one read, taken after any committed group is rolled forward."""
+        if not self.database.parent.exists():
+            yield
+            return
+        with self._lock(fcntl.LOCK_SH) as handle:
+            while self._committed():
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                self._roll_forward()
+                fcntl.flock(handle, fcntl.LOCK_SH)
+            yield
+
+    # reads ----------------------------------------------------------------------------
 
     def read(self, table: str, partition: PartitionKey | None = None) -> pd.DataFrame:
         import duckdb
 
-        if partition:
-            path = self._partition_file(table, partition)
-            if not path.exists():
-                raise WarehouseError(f"{table} has no partition {dict(partition)} (looked for {path})")
-            source = f"read_parquet('{path}')"
-        else:
-            if not self._table_dir(table).exists():
-                raise WarehouseError(f"{table} does not exist yet in {self.root}")
-            source = self._scan(table)
-        with duckdb.connect() as con:
-            return _without_placeholder_rows(con.sql(f"select * from {source}").df())
+        path = self._partition_file(table, partition) if partition else None
+        with self._reading():
+            if path is not None:
+                if not path.exists():
+                    raise WarehouseError(f"{table} has no partition {dict(partition or {})} (looked for {path})")
+                source = f"read_parquet({_sql_text(str(path))})"
+            else:
+                if not self._has_rows(table):
+                    raise WarehouseError(f"{table} does not exist yet in {self.root}")
+                source = self._scan(table)
+            with duckdb.connect() as con:
+                return _without_placeholder_rows(con.sql(f"select * from {source}").df())
 
     def read_range(self, table: str, column: str, first: Any, last: Any) -> pd.DataFrame:
         import duckdb
 
-        if not self._table_dir(table).exists():
-            raise WarehouseError(f"{table} does not exist yet in {self.root}")
-        with duckdb.connect() as con:
-            return _without_placeholder_rows(con.execute(
-                f'select * from {self._scan(table)} where "{_check_column(column)}" between ? and ?', [first, last]).df())
+        where = f"{_quoted(_check_column(column))} between ? and ?"
+        with self._reading():
+            if not self._has_rows(table):
+                raise WarehouseError(f"{table} does not exist yet in {self.root}")
+            with duckdb.connect() as con:
+                found = con.execute(f"select * from {self._scan(table)} where {where}", [first, last]).df()
+                return _without_placeholder_rows(found)
 
     def tables(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(
-            f"{schema.name}.{table.name}"
-            for schema in self.root.iterdir()
-            if schema.is_dir()
-            for table in schema.iterdir()
-            if table.is_dir() and any(table.rglob("part.parquet"))
-        )
+        with self._reading():
+            if not self.root.exists():
+                return []
+            return sorted(
+                f"{schema.name}.{table.name}"
+                for schema in self.root.iterdir()
+                if schema.is_dir() and not schema.name.startswith(".")
+                for table in schema.iterdir()
+                if table.is_dir() and any(table.rglob("part.parquet"))
+            )
 
     def max_value(self, table: str, column: str) -> Any:
         import duckdb
 
-        if not self._table_dir(table).exists():
-            raise WarehouseError(f"{table} does not exist yet in {self.root}")
-        with duckdb.connect() as con:
-            return con.execute(f'select max("{column}") from {self._scan(table)}').fetchone()[0]
+        largest = f"max({_quoted(_check_column(column))})"
+        with self._reading():
+            if not self._has_rows(table):
+                raise WarehouseError(f"{table} does not exist yet in {self.root}")
+            with duckdb.connect() as con:
+                row = con.execute(f"select {largest} from {self._scan(table)}").fetchone()
+                return row[0] if row else None
 
     def _scan(self, table: str) -> str:
-        return f"read_parquet('{self._table_dir(table)}/**/part.parquet', union_by_name=true)"
+        return f"read_parquet({_sql_text(f'{self._table_dir(table)}/**/part.parquet')}, union_by_name=true)"
+
+    # catalog --------------------------------------------------------------------------
 
     def publish(self, tables: set[str] | None = None, force: bool = False) -> None:
         """Create the catalog view of each table that does not have one yet."""
@@ -267,7 +451,7 @@ class DuckDBWarehouse(Warehouse):
                 schema, _ = _check_name(table)
                 con.execute(f"create schema if not exists {schema}")
                 columns = [row[0] for row in con.execute(f"describe select * from {self._scan(table)}").fetchall()]
-                real_row = " or ".join(f'"{c}" is not null' for c in columns)
+                real_row = " or ".join(f"{_quoted(c)} is not null" for c in columns)
                 con.execute(f"create or replace view {table} as select * from {self._scan(table)} where {real_row}")
                 (self._table_dir(table) / ".published").touch()
 
@@ -293,6 +477,40 @@ class DuckDBWarehouse(Warehouse):
                     ) from exc
                 time.sleep(1)
         raise AssertionError("unreachable")
+
+
+def _folder_values(relative: Path) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in relative.parts if "=" in part)
+
+
+def _matches(found: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    return all(found.get(key) == value for key, value in wanted.items())
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents while they are empty partition folders (``key=value``)."""
+    while folder != root and "=" in folder.name and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    """Write ``path`` so that it exists complete or not at all, even after a crash."""
+    partial = path.with_name(path.name + ".tmp")
+    with open(partial, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    _fsync(path.parent)
 
 
 def _without_placeholder_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -352,45 +570,60 @@ class PostgresWarehouse(Warehouse):
             ) from exc
 
     def replace_partitions(self, writes: Sequence[PartitionWrite]) -> None:
+        for write in writes:  # every name checked before the first statement
+            _check_name(write.table)
+            _partition_values(write.partition)
         con = self._connect()
         try:
             with con, con.cursor() as cur:
                 for write in writes:
                     frame = _with_partition_columns(write.frame, write.partition)
                     self._ensure_table(cur, write.table, frame)
-                    where = " and ".join(f'"{k}" = %s' for k in write.partition)
-                    cur.execute(f"delete from {write.table} where {where}", [v for _, v in _partition_values(write.partition)])
+                    where, values = _pg_where(write.partition)
+                    cur.execute(f"delete from {write.table} where {where}", values)
                     self._copy(cur, write.table, frame)
+        finally:
+            con.close()
+
+    def drop_partitions(self, table: str, partition: PartitionKey) -> None:
+        _check_name(table)
+        if not partition:
+            raise ValueError(f"drop_partitions({table!r}) needs at least one partition column (an empty key drops all)")
+        where, values = _pg_where(partition)
+        con = self._connect()
+        try:
+            with con, con.cursor() as cur:
+                cur.execute("select to_regclass(%s)", [table])
+                if cur.fetchone()[0] is None:
+                    return
+                cur.execute(f"delete from {table} where {where}", values)
         finally:
             con.close()
 
     def _ensure_table(self, cur: Any, table: str, frame: pd.DataFrame) -> None:
         schema, _ = _check_name(table)
-        columns = ", ".join(f'"{c}" {_pg_type(frame[c])}' for c in frame.columns)
+        columns = ", ".join(f"{_quoted(c)} {_pg_type(frame[c])}" for c in frame.columns)
         cur.execute(f"create schema if not exists {schema}")
         cur.execute(f"create table if not exists {table} ({columns})")
 
     def _copy(self, cur: Any, table: str, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S.%f")
-        buffer.seek(0)
-        columns = ", ".join(f'"{c}"' for c in frame.columns)
-        cur.copy_expert(f"copy {table} ({columns}) from stdin with (format csv, null '\\N')", buffer)
+        columns = ", ".join(_quoted(c) for c in frame.columns)
+        cur.copy_expert(f"copy {table} ({columns}) from stdin", _copy_text(frame))
 
     def read(self, table: str, partition: PartitionKey | None = None) -> pd.DataFrame:
         import pandas as pd
 
         _check_name(table)
+        params: list[str]
+        sql, params = f"select * from {table}", []
+        if partition:
+            where, params = _pg_where(partition)
+            sql += f" where {where}"
         con = self._connect()
         try:
             with con.cursor() as cur:
-                sql = f"select * from {table}"
-                params: list[str] = []
-                if partition:
-                    sql += " where " + " and ".join(f'"{k}" = %s' for k in partition)
-                    params = [v for _, v in _partition_values(partition)]
                 try:
                     cur.execute(sql, params)
                 except Exception as exc:
@@ -404,11 +637,12 @@ class PostgresWarehouse(Warehouse):
         import pandas as pd
 
         _check_name(table)
+        where = f"{_quoted(_check_column(column))} between %s and %s"
         con = self._connect()
         try:
             with con.cursor() as cur:
                 try:
-                    cur.execute(f'select * from {table} where "{_check_column(column)}" between %s and %s', [first, last])
+                    cur.execute(f"select * from {table} where {where}", [first, last])
                 except Exception as exc:
                     raise WarehouseError(f"cannot read {table}: {exc}") from exc
                 return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
@@ -417,11 +651,12 @@ class PostgresWarehouse(Warehouse):
 
     def max_value(self, table: str, column: str) -> Any:
         _check_name(table)
+        largest = f"max({_quoted(_check_column(column))})"
         con = self._connect()
         try:
             with con.cursor() as cur:
                 try:
-                    cur.execute(f'select max("{column}") from {table}')
+                    cur.execute(f"select {largest} from {table}")
                 except Exception as exc:
                     raise WarehouseError(f"cannot read {table}: {exc}") from exc
                 return cur.fetchone()[0]
@@ -441,6 +676,35 @@ class PostgresWarehouse(Warehouse):
             con.close()
 
 
+def _pg_where(partition: PartitionKey) -> tuple[str, list[str]]:
+    """``"k1" = %s and "k2" = %s`` and its parameters, for a checked partition key."""
+    pairs = _partition_values(partition)
+    return " and ".join(f"{_quoted(k)} = %s" for k, _ in pairs), [v for _, v in pairs]
+
+
 def _pg_type(series: pd.Series) -> str:
     dtype = str(series.dtype)
     return _PG_TYPES.get(dtype, "text")
+
+
+_COPY_NULL = "\\N"
+# COPY's text format: a backslash starts an escape, so each of these is written as its escape and a
+# literal ``\N`` in the data arrives as the two characters it is, never as the null marker.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(frame: pd.DataFrame) -> io.StringIO:
+    """``frame`` in COPY's text format: a missing value is ``\\N``, every other value escaped."""
+    import numpy as np
+    import pandas as pd
+
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        missing = series.isna().to_numpy()
+        if isinstance(series.dtype, pd.DatetimeTZDtype) or getattr(series.dtype, "type", None) is np.datetime64:
+            text = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f").to_numpy(dtype=object)
+        else:
+            text = series.to_numpy(dtype=object)
+        columns.append([_COPY_NULL if gone else str(v).translate(_COPY_ESCAPES) for v, gone in zip(text, missing)])
+    return io.StringIO("".join("\t".join(row) + "\n" for row in zip(*columns)))

@@ -29,20 +29,22 @@ def pg_settings(tmp_path: Path, url: str) -> Settings:
 def test_ingest_into_postgres_is_typed_and_idempotent(tmp_path: Path, postgres_url: str) -> None:
     settings = pg_settings(tmp_path, postgres_url)
     assert settings.profile == "production"
-    Landing(settings.landing_uri).write_bytes("activity", DAY, "a.csv", csv_bytes(HEADER, [good_row(1), with_value(2, "sessions", "x")]))
+    rows = [good_row(1), with_value(2, "sessions", "x"), *map(good_row, range(3, 7))]  # 1 bad in 6: under the batch limit
+    Landing(settings.landing_uri).write_bytes("activity", DAY, "a.csv", csv_bytes(HEADER, rows))
     source = SourceConfig("activity", "activity")
     ingest_batch(settings, source, DAY, NOW)
     ingest_batch(settings, source, DAY, NOW)
     warehouse = Warehouse.from_uri(postgres_url)
     assert isinstance(warehouse, PostgresWarehouse)
-    raw = warehouse.read("raw.activity")
-    assert raw["event_id"].tolist() == ["a-1"] and raw["batch_date"].tolist() == [DAY]
-    assert raw["event_time"].tolist() == [pd.Timestamp("2026-01-03T01:15:00")]
+    raw = warehouse.read("raw.activity").sort_values("event_id", ignore_index=True)
+    assert raw["event_id"].tolist() == ["a-1", "a-3", "a-4", "a-5", "a-6"] and set(raw["batch_date"]) == {DAY}
+    assert raw["event_time"].tolist()[0] == pd.Timestamp("2026-01-03T01:15:00")
     quarantine = warehouse.read("quarantine.activity")
     assert quarantine[["event_id", "sessions", "quarantine_reasons"]].values.tolist() == [
         ["a-2", "x", "expect_column_values_to_be_of_type(sessions)"]
     ]
-    assert warehouse.read(VALIDATION_RUNS)[["landed_rows", "accepted_rows", "quarantined_rows"]].values.tolist() == [[2, 1, 1]]
+    counts = warehouse.read(VALIDATION_RUNS)[["landed_rows", "accepted_rows", "quarantined_rows"]]
+    assert counts.values.tolist() == [[6, 5, 1]]
     assert {"raw.activity", "quarantine.activity", VALIDATION_RUNS} <= set(warehouse.tables())
 
 
@@ -72,3 +74,56 @@ def test_unreachable_postgres_says_what_to_check() -> None:
     warehouse = Warehouse.from_uri("postgresql://postgres@127.0.0.1:1/nowhere")
     with pytest.raises(WarehouseError, match="cannot reach the Postgres warehouse.*NIGHTSHIFT_WAREHOUSE_URI"):
         warehouse.read("raw.activity")
+
+
+def test_text_values_round_trip_exactly_and_nulls_stay_null(postgres_url: str) -> None:
+    """A landed literal ``\\N`` (or "", or "NULL") is text; only a missing value is NULL."""
+    warehouse = Warehouse.from_uri(postgres_url)
+    texts = ["\\N", "", "NULL", "null", None, "tab\there", "line\nbreak\r", "back\\slash", 'quote"d', "comma,semi;"]
+    frame = pd.DataFrame({
+        "s": pd.array(texts, dtype="string"),
+        "o": pd.Series(texts, dtype=object),
+        "n": pd.array([1, None] * 5, dtype="Int64"),
+        "f": [0.1, float("nan")] * 5,
+        "t": pd.to_datetime(["2026-01-03 01:15:00.123456", None] * 5),
+    })
+    warehouse.replace_partitions([PartitionWrite("raw.texts", {"batch_date": DAY}, frame)])
+    back = warehouse.read("raw.texts")
+    assert back["s"].tolist() == texts and back["o"].tolist() == texts
+    assert [None if pd.isna(v) else v for v in back["n"]] == [1, None] * 5
+    assert back["f"].tolist()[0] == 0.1 and back["f"].isna().tolist() == [False, True] * 5
+    assert back["t"].tolist()[0] == pd.Timestamp("2026-01-03 01:15:00.123456")
+    assert back["t"].isna().tolist() == [False, True] * 5
+
+
+def test_drop_partitions_deletes_a_prefix_in_one_transaction(postgres_url: str) -> None:
+    warehouse = Warehouse.from_uri(postgres_url)
+    shards = "staging.u_scoring_shards"
+    keys = [{"scoring_date": DAY, "run_key": run, "shard": shard} for run in ("abc", "def") for shard in (0, 1)]
+    warehouse.replace_partitions(
+        [PartitionWrite(shards, key, pd.DataFrame({"x": pd.array([i], dtype="Int64")})) for i, key in enumerate(keys)]
+    )
+    warehouse.drop_partitions(shards, {"scoring_date": DAY, "run_key": "abc"})
+    assert sorted(warehouse.read(shards)["x"]) == [2, 3]
+    warehouse.drop_partitions(shards, {"shard": 1})
+    assert warehouse.read(shards)["x"].tolist() == [2]
+    warehouse.drop_partitions(shards, {"run_key": "nothing"})
+    warehouse.drop_partitions("staging.never_written", {"scoring_date": DAY})
+    with pytest.raises(ValueError, match="at least one partition column"):
+        warehouse.drop_partitions(shards, {})
+    assert warehouse.read(shards)["x"].tolist() == [2]
+
+
+def test_names_are_quoted_or_refused_on_postgres(postgres_url: str) -> None:
+    """The same rules as the embedded warehouse: quoted data columns, identifier keys, folder-safe values."""
+    warehouse = Warehouse.from_uri(postgres_url)
+    frame = pd.DataFrame({'say "hi"': pd.array(["a"], dtype="string"), "x": pd.array([1], dtype="Int64")})
+    warehouse.replace_partitions([PartitionWrite("raw.t", {"batch_date": DAY}, frame)])
+    assert warehouse.read("raw.t")['say "hi"'].tolist() == ["a"]
+    with pytest.raises(ValueError, match="must be an identifier"):
+        warehouse.max_value("raw.t", 'x") from (select 42 as "x") --')
+    with pytest.raises(ValueError, match="must be an identifier"):
+        warehouse.replace_partitions([PartitionWrite("raw.t", {'batch_date" = batch_date or "x': DAY}, frame)])
+    with pytest.raises(ValueError, match="cannot name a partition folder"):
+        warehouse.replace_partitions([PartitionWrite("raw.t", {"batch_date": "../x"}, frame)])
+    assert warehouse.read("raw.t")["x"].tolist() == [1]

@@ -60,6 +60,7 @@ def test_a_failed_write_leaves_every_previous_partition_intact(tmp_path: Path) -
         warehouse.replace_partitions([PartitionWrite("raw.a", key, frame([9])), PartitionWrite("raw.b", key, frame([9]))])
     assert warehouse.read("raw.a")["x"].tolist() == [1] and warehouse.read("raw.b")["x"].tolist() == [1]
     assert not list(tmp_path.rglob("*.tmp")), "no staged file is left behind"
+    assert not any((tmp_path / "tables" / ".transactions").iterdir()), "no staging folder is left behind"
 
 
 def test_unknown_warehouse_uri_is_refused() -> None:
