@@ -16,11 +16,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, RepoConfig
+from feast.infra.offline_stores.duckdb import DuckDBOfflineStore, DuckDBOfflineStoreConfig
 from feast.types import Float64, Int64, String
 from feast.value_type import ValueType
+from pydantic import StrictStr
 
 ASOF_OFFLINE_STORE = {"type": "nightshift.features.offline.AsofDuckDBOfflineStore"}
 STOCK_DUCKDB_OFFLINE_STORE = {"type": "duckdb"}
+STOCK_DUCKDB_CREATED_FILTER_OFFLINE_STORE = {"type": "tests.feast_helpers.CreatedFilterDuckDBOfflineStore"}
+
+
+class CreatedFilterDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
+    """Config of :class:`CreatedFilterDuckDBOfflineStore` (Feast looks it up by this name)."""
+
+    type: StrictStr = "tests.feast_helpers.CreatedFilterDuckDBOfflineStore"
+
+
+class CreatedFilterDuckDBOfflineStore(DuckDBOfflineStore):
+    """Feast's stock DuckDB store with its ``filter_by_created_timestamp`` code switched on.
+
+    Its retrieval (``get_historical_features_ibis``) implements the flag; only the class attribute
+    that lets ``FeatureStore`` pass it is off. The reference for the flag's semantics.
+    """
+
+    supports_filter_by_created_timestamp = True
 CHUNKED_ENGINE = {"type": "nightshift.features.engine.ChunkedLocalComputeEngine", "chunk_days": 7}
 
 # The profile view's lookback: rows older than this before the entity timestamp are invisible.

@@ -34,12 +34,14 @@ from feast.value_type import ValueType
 from tests.feast_helpers import (
     ASOF_OFFLINE_STORE,
     PROFILE_TTL,
+    STOCK_DUCKDB_CREATED_FILTER_OFFLINE_STORE,
     STOCK_DUCKDB_OFFLINE_STORE,
     FeatureRepo,
     activity_history,
     assert_same_rows,
     entity_frame,
     make_repo,
+    normalized,
     profile_history,
     write_parquet,
 )
@@ -261,3 +263,90 @@ def test_empty_entity_frame_gives_an_empty_result(parity: dict[str, Any]) -> Non
     stock = historical(parity["stock"], empty, "churn_v1")
     result = historical(parity["asof"], empty, "churn_v1")
     assert result.empty and list(result.columns) == list(stock.columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. timestamp columns of any physical type, and filter_by_created_timestamp
+# --------------------------------------------------------------------------------------------------
+def test_reads_after_feasts_own_offline_write_stores_timestamps_as_text(tmp_path: Path, parity: dict[str, Any]) -> None:
+    """``write_to_offline_store`` rewrites a tz-aware Parquet file with its timestamps as text; reads go on.
+
+    Same rows and repo in both stores, same write through Feast; the stock store is the reference.
+    """
+    activity = parity["activity"].assign(
+        event_timestamp=parity["activity"]["event_timestamp"].dt.tz_localize("UTC"),
+        created=parity["activity"]["created"].dt.tz_localize("UTC"),
+    )
+    late = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "event_timestamp": [T("2024-02-01", tz="UTC"), T("2024-02-02", tz="UTC")],
+            "created": [T("2024-02-01 01:00", tz="UTC"), pd.NaT],
+            "sessions": [555, 666],
+            "spend": [5.5, 6.5],
+        }
+    ).astype({"created": "datetime64[ns, UTC]"})
+    entities = parity["entities"]
+    repos = {}
+    for name, offline_store in (("asof", ASOF_OFFLINE_STORE), ("stock", STOCK_DUCKDB_OFFLINE_STORE)):
+        activity_path = write_parquet(activity, tmp_path / name / "data" / "customer_activity.parquet")
+        profile_path = write_parquet(parity["profile"], tmp_path / name / "data" / "customer_profile.parquet")
+        repos[name] = make_repo(tmp_path / name, name, activity_path, profile_path, offline_store)
+        repos[name].store.write_to_offline_store("customer_activity", late[list(activity.columns)])
+        # the condition this test is about: Feast left the timestamps as text
+        types = duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{activity_path}')").df().set_index("column_name")
+        assert types.loc[["event_timestamp", "created"], "column_type"].tolist() == ["VARCHAR", "VARCHAR"]
+
+    assert_same_rows(historical(repos["asof"], entities, "churn_v1"), historical(repos["stock"], entities, "churn_v1"),
+                     SORT_BY)
+    after = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": T("2024-02-03", tz="UTC")})
+    assert historical(repos["asof"], after, "churn_v1")["sessions"].tolist() == [555, 666], "the written rows are the latest"
+
+
+@pytest.fixture(scope="module")
+def created_filter_stock(tmp_path_factory: pytest.TempPathFactory, parity: dict[str, Any]) -> FeatureRepo:
+    """Feast's stock DuckDB retrieval with the created-timestamp filter allowed, over the parity files."""
+    root = tmp_path_factory.mktemp("feast_created_filter")
+    activity_path = write_parquet(parity["activity"], root / "data" / "customer_activity.parquet")
+    profile_path = write_parquet(parity["profile"], root / "data" / "customer_profile.parquet")
+    return make_repo(root, "stock", activity_path, profile_path, STOCK_DUCKDB_CREATED_FILTER_OFFLINE_STORE)
+
+
+@pytest.mark.parametrize("features", ["churn_v1", "churn_spend_v1"], ids=["service", "projection"])
+def test_filter_by_created_timestamp_matches_stock(
+    parity: dict[str, Any], created_filter_stock: FeatureRepo, features: str
+) -> None:
+    def read(repo: FeatureRepo) -> pd.DataFrame:
+        return repo.store.get_historical_features(
+            entity_df=parity["entities"].copy(),
+            features=repo.store.get_feature_service(features),
+            filter_by_created_timestamp=True,
+        ).to_df()
+
+    ours, stock = read(parity["asof"]), read(created_filter_stock)
+    unfiltered = historical(parity["asof"], parity["entities"], features)
+
+    assert list(ours.columns) == list(stock.columns)
+    assert_same_rows(ours, stock, SORT_BY)
+    # the filter must change answers on these rows, or the comparison proves little
+    changed = ~normalized(ours, SORT_BY)["spend"].eq(normalized(unfiltered, SORT_BY)["spend"])
+    assert changed.sum() >= 10
+
+
+def test_filter_by_created_timestamp_known_answers(known_answer_repos: dict[str, FeatureRepo]) -> None:
+    """Customer 1's day-3 rows were created at 01:00 and 05:00 (and one never): as of 03:00 only the 01:00 row counts."""
+    entities = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 3],
+            "event_timestamp": [T("2024-01-03 03:00"), T("2024-01-03 06:00"), T("2024-01-03 00:30"), T("2024-01-01 01:30")],
+            "row_id": [0, 1, 2, 3],
+        }
+    )
+    entities["event_timestamp"] = entities["event_timestamp"].dt.tz_localize("UTC")
+    result = known_answer_repos["asof"].store.get_historical_features(
+        entity_df=entities, features=known_answer_repos["asof"].store.get_feature_service("churn_v1"),
+        filter_by_created_timestamp=True,
+    ).to_df()
+    # 00:30: day 3's rows are not created yet and day 1's (created 01:00 on day 1) counts; on customer 3,
+    # as of 01:30 only the 01:00 row of the three-way tie exists
+    assert result.sort_values("row_id")["sessions"].tolist() == [3, 33, 1, 7]

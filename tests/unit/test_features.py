@@ -8,6 +8,7 @@ Each world is real: demo data landed and ingested by the library, ``dbt build`` 
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,30 +141,45 @@ def test_online_store_serves_the_last_days_values(world: World) -> None:
     assert online.loc[ids, "sessions_28d"].notna().all()
 
 
-def test_materialize_again_is_a_no_op(world: World) -> None:
+def test_materialize_again_rewrites_the_day_and_keeps_the_end(world: World) -> None:
+    before = {fv.name: fv.most_recent_end_time for fv in features.feature_store(world.settings).list_feature_views()}
     result = features.materialize(world.settings, LAST)
-    assert all(start == end for start, end in result.windows.values())
+    assert {start for start, _ in result.windows.values()} == {days.end_of_day(LAST - timedelta(days=1)).isoformat()}
+    assert sorted(result.rewritten) == ["customer_activity", "customer_profile"]
+    after = {fv.name: fv.most_recent_end_time for fv in features.feature_store(world.settings).list_feature_views()}
+    assert after == before, "re-running a day never moves the online store"
 
 
 def test_skew_check_passes_when_online_equals_offline(world: World) -> None:
     report = features.check_skew(world.settings, "churn", LAST)
     assert report.sampled == len(customers_on(world, LAST))
     assert report.mismatched_entities == 0 and set(report.mismatches_by_feature.values()) == {0}
+    assert report.compared_as_of == days.end_of_day(LAST).isoformat()
     recorded = world.warehouse.read(FEATURE_SKEW, {"use_case": "churn", "check_date": LAST})
     assert set(recorded["feature"]) == set(features.feature_names(world.settings, "churn_v1"))
     assert (recorded["mismatches"] == 0).all()
 
 
-def test_injected_skew_is_caught_named_and_recorded(world: World) -> None:
-    """Three customers get a different ``sessions_7d`` online than offline: the check must fail on them."""
+def feature_file(world: World, model: str) -> Path:
+    """The Parquet file a feature view reads in the embedded profile (dbt-duckdb's external table)."""
     store = features.feature_store(world.settings)
+    view = next(v for v in store.list_feature_views() if v.tags.get("dbt_model") == model)
+    path = Path(view.batch_source.path)
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    assert len(files) == 1, f"expected one Parquet file for {model}, found {files}"
+    return files[0]
+
+
+def test_changed_offline_rows_are_caught_then_rematerialized(world: World) -> None:
+    """Three customers' ``sessions_7d`` change offline after materialization: the skew check fails on
+    them, and Nightshift's own materialization of the day (not a direct write) repairs the online store."""
     skewed = customers_on(world, LAST)[:3]
-    table = world.warehouse.read("features.customer_activity_daily")
-    rows = table[(table["feature_date"].dt.date == LAST) & table["customer_id"].isin(skewed)].copy()
-    rows["sessions_7d"] = rows["sessions_7d"] + 1000
-    rows["feature_timestamp"] = pd.to_datetime(rows["feature_timestamp"]).dt.tz_localize("UTC")
-    rows["created_at"] = pd.to_datetime(rows["created_at"]).dt.tz_localize("UTC")
-    store.write_to_online_store("customer_activity", rows.drop(columns=["feature_date"]))
+    path = feature_file(world, "customer_activity_daily")
+    original = path.read_bytes()
+    table = pd.read_parquet(path)
+    changed = (pd.to_datetime(table["feature_date"]).dt.date == LAST) & table["customer_id"].isin(skewed)
+    table.loc[changed, "sessions_7d"] += 1000
+    table.to_parquet(path, index=False)
     try:
         with pytest.raises(features.SkewDetected) as caught:
             features.check_skew(world.settings, "churn", LAST)
@@ -174,11 +190,82 @@ def test_injected_skew_is_caught_named_and_recorded(world: World) -> None:
         assert recorded.loc["sessions_7d", "mismatches"] == 3
         assert sorted(int(c) for c in recorded.loc["sessions_7d", "example_entities"].split(",")) == skewed
         assert recorded.drop(index="sessions_7d")["mismatches"].eq(0).all()
+
+        # the operator's repair: re-run materialization for the day
+        result = features.materialize(world.settings, LAST)
+        assert features.check_skew(world.settings, "churn", LAST).mismatched_entities == 0
+        assert "customer_activity" in result.rewritten
+        store = features.feature_store(world.settings)
+        online = store.get_online_features(
+            features=store.get_feature_service("churn_v1"), entity_rows=[{"customer_id": c} for c in skewed]
+        ).to_df().set_index("customer_id")
+        assert online.loc[skewed, "sessions_7d"].tolist() == table[changed].set_index("customer_id").loc[
+            skewed, "sessions_7d"].tolist()
     finally:
-        # repair the online store the way an operator would: re-materialize the day
-        undo = rows.assign(sessions_7d=rows["sessions_7d"] - 1000)
-        store.write_to_online_store("customer_activity", undo.drop(columns=["feature_date"]))
+        path.write_bytes(original)
+        features.materialize(world.settings, LAST)
     assert features.check_skew(world.settings, "churn", LAST).mismatched_entities == 0
+
+
+def reingest_fixed_file(world: World, day: date, customer: int, extra_sessions: int) -> None:
+    """Land a corrected ``activity`` file for ``day`` (``customer`` had ``extra_sessions`` more), ingest
+    it again, and rebuild the features as the features DAG does (dbt, publish, apply)."""
+    from nightshift.landing import Landing
+
+    settings = world.settings
+    landing = Landing(settings.landing_uri)
+    (landed,) = landing.list_batch("activity", day)
+    batch = pd.read_csv(io.BytesIO(landing.read_bytes(landed)), dtype=str, keep_default_na=False)
+    rows = batch.index[batch["customer_id"].astype(int) == customer]
+    assert len(rows) >= 1, f"customer {customer} has no activity on {day}"
+    batch.loc[rows[0], "sessions"] = str(int(batch.loc[rows[0], "sessions"]) + extra_sessions)
+    landing.write_bytes("activity", day, landed.uri.rsplit("/", 1)[-1], batch.to_csv(index=False).encode())
+    now = datetime.combine(LAST + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=6)
+    ingest_batch(settings, configured_source(settings, "activity"), day, now=now)
+    features.run_dbt(settings, features.features_build("churn"))
+    features.publish_dbt_tables(settings)
+    features.apply_definitions(settings, "churn")
+
+
+def test_features_run_for_a_past_day_after_a_fixed_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Day 2's activity file is fixed and ingested again while the online store holds day 3.
+
+    The run for day 2 rewrites the online rows from day 2 on (day 3's rolling sums include day 2),
+    keeps the online store at day 3, and its skew check compares both sides as of day 3, saying so
+    in ``monitoring.feature_skew``. A fix of day 3 itself then refreshes day 3's online rows.
+    """
+    middle = START + timedelta(days=1)
+    for world in build_world(tmp_path_factory.mktemp("past_day_world")):
+        active = [set(world.warehouse.read(raw_table("activity"), {"batch_date": d})["customer_id"].astype(int))
+                  for d in (middle, LAST)]
+        customer = next(c for c in customers_on(world, LAST) if all(c in a for a in active))
+        store = features.feature_store(world.settings)
+
+        def online_sessions() -> float:
+            return store.get_online_features(
+                features=["customer_activity:sessions_7d"], entity_rows=[{"customer_id": customer}]
+            ).to_df()["sessions_7d"].iloc[0]
+
+        served = online_sessions()
+        ends = {fv.name: fv.most_recent_end_time for fv in store.list_feature_views()}
+
+        reingest_fixed_file(world, middle, customer, 50)
+        result = features.materialize(world.settings, middle)
+        report = features.check_skew(world.settings, "churn", middle)
+
+        assert sorted(result.rewritten) == ["customer_activity", "customer_profile"]
+        assert {fv.name: fv.most_recent_end_time for fv in store.list_feature_views()} == ends, "still day 3"
+        assert online_sessions() == served + 50, "day 3's online row counts the fixed day-2 sessions"
+        assert report.mismatched_entities == 0 and report.sampled == len(customers_on(world, LAST))
+        assert report.compared_as_of == days.end_of_day(LAST).isoformat()
+        recorded = world.warehouse.read(FEATURE_SKEW, {"use_case": "churn", "check_date": middle})
+        assert (recorded["mismatches"] == 0).all()
+        assert set(pd.to_datetime(recorded["compared_as_of"])) == {pd.Timestamp(days.end_of_day(LAST)).tz_localize(None)}
+
+        reingest_fixed_file(world, LAST, customer, 7)
+        assert sorted(features.materialize(world.settings, LAST).rewritten) == ["customer_activity", "customer_profile"]
+        assert online_sessions() == served + 57, "re-running the latest day refreshes its online rows"
+        assert features.check_skew(world.settings, "churn", LAST).mismatched_entities == 0
 
 
 # --- point-in-time correctness on the real models ---------------------------------------------

@@ -22,6 +22,17 @@ joined with ``ASOF LEFT JOIN … ON keys AND {t: entity_ts, c: +inf} >= {t: fv_t
 a lexicographic STRUCT inequality that is "latest event time, then latest created time" in
 one pass. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
 
+Timestamp columns are read whatever their physical type: Feast's own offline write
+(``write_to_offline_store``) rewrites a tz-aware Parquet file with them as text, so a column
+that is not a DuckDB timestamp is cast to ``TIMESTAMPTZ`` (text without an offset is UTC)
+before any comparison, as the stock stores do.
+
+``filter_by_created_timestamp=True`` (a feature row counts only once its created timestamp is
+at or before the entity timestamp; a null created timestamp never counts) is a second
+inequality, which an ASOF JOIN cannot express: views with a created timestamp are then joined
+with a range join that keeps the latest (event, created) row per entity row, as the stock
+stores do; views without one keep the ASOF JOIN.
+
 This module is a Feast plugin: it imports Feast, DuckDB and pandas at module level and is
 only ever imported by Feast, never by a DAG file.
 """
@@ -164,6 +175,12 @@ def _is_ts_type(duck_type: str) -> bool:
     return duck_type.upper().startswith("TIMESTAMP")
 
 
+def _ts_expr(column: str, duck_type: str) -> str:
+    """``column`` as a value comparable with timestamp literals: as is if DuckDB reads it as a
+    timestamp, else cast to ``TIMESTAMPTZ`` (Feast's offline write can leave it as text)."""
+    return _q(column) if _is_ts_type(duck_type) else f"CAST({_q(column)} AS TIMESTAMPTZ)"
+
+
 def _is_naive_ts_type(duck_type: str) -> bool:
     t = duck_type.upper()
     return t.startswith("TIMESTAMP") and "TIME ZONE" not in t and t != "TIMESTAMPTZ"
@@ -182,6 +199,21 @@ def _ttl_micros(ttl: Optional[timedelta]) -> Optional[int]:
 
 class MissingSourceColumns(ValueError):
     pass
+
+
+def _created_filter_cte(alias: str, entity_rel: str, key_match: List[str], ttl: Optional[int]) -> str:
+    """``<alias>_m``: per entity row, the latest (event, created) row of view CTE ``alias`` whose
+    event and created timestamps are both at or before the entity timestamp (and within ``ttl``).
+
+    The range join behind ``filter_by_created_timestamp``; a null created timestamp never matches.
+    """
+    on = list(key_match) + [f"{alias}.__ts <= e.{TS_COL}", f"{alias}.__c <= e.{TS_COL}"]
+    if ttl is not None:
+        on.append(f"{alias}.__ts >= e.{TS_COL} - to_microseconds({ttl})")
+    return (
+        f"{alias}_m AS (SELECT e.{ROW_COL}, {alias}.* FROM {entity_rel} e JOIN {alias} ON {' AND '.join(on)} "
+        f"QUALIFY row_number() OVER (PARTITION BY e.{ROW_COL} ORDER BY {alias}.__ts DESC, {alias}.__c DESC) = 1)"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,9 +322,8 @@ def _ibis_reader(data_source: DataSource, repo_path: str):
 
 
 class AsofDuckDBOfflineStore(OfflineStore):
-    # created-timestamp cutoff needs a second inequality, which ASOF cannot express; FeatureStore/provider
-    # raises NotImplementedError("filter_by_created_timestamp is not supported ...") up front.
-    supports_filter_by_created_timestamp = False
+    # the created-timestamp cutoff is a second inequality: such views use a range join (module docstring)
+    supports_filter_by_created_timestamp = True
 
     # ---------------- point-in-time join ----------------
     @staticmethod
@@ -306,8 +337,7 @@ class AsofDuckDBOfflineStore(OfflineStore):
         full_feature_names: bool = False,
         **kwargs,
     ) -> RetrievalJob:
-        if kwargs.get("filter_by_created_timestamp"):
-            raise NotImplementedError("filter_by_created_timestamp is not supported")
+        filter_by_created = bool(kwargs.get("filter_by_created_timestamp"))
         if entity_df is None:
             raise NotImplementedError(
                 "entity_df=None (start_date/end_date mode) is not supported by AsofDuckDBOfflineStore"
@@ -427,8 +457,10 @@ class AsofDuckDBOfflineStore(OfflineStore):
                         f"Feature view '{p['fv'].name}': columns {missing} not found in source "
                         f"{p['src_sql']} (available: {sorted(stypes)})"
                     )
-                naive = _is_naive_ts_type(stypes[p["ts"]])
-                ts_raw = _q(p["ts"])
+                ts_type = stypes[p["ts"]]
+                # a non-timestamp column is cast, and then compared with tz-aware literals
+                naive = _is_naive_ts_type(ts_type)
+                ts_raw = _ts_expr(p["ts"], ts_type)
                 if pd.isna(max_ts):
                     # no entity rows: nothing can match (and NaT has no SQL literal)
                     where = ["false"]
@@ -445,13 +477,15 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 sel = [f"CAST({ts_raw} AS TIMESTAMPTZ) AS __ts"]
                 sel += [f"{_q(k)} AS __k{j}" for j, (k, _) in enumerate(p["keys"])]
                 sel += [f"{_q(f)} AS __f{j}" for j, (f, _) in enumerate(p["feats"])]
-                if p["created"]:
+                created = f"CAST({_q(p['created'])} AS TIMESTAMPTZ)" if p["created"] else None
+                if created:
+                    sel.append(f"{created} AS __c")
                     # Tie-break inside the ASOF itself: lexicographic STRUCT key (event_ts, created).
                     # NULL created must lose (stock stores: ORDER BY created DESC NULLS LAST), DuckDB would
                     # otherwise sort NULL struct fields high -> coalesce to -infinity.
                     sel.append(
                         f"{{'t': CAST({ts_raw} AS TIMESTAMPTZ), "
-                        f"'c': coalesce(CAST({_q(p['created'])} AS TIMESTAMPTZ), TIMESTAMPTZ '-infinity')}} AS __tc"
+                        f"'c': coalesce({created}, TIMESTAMPTZ '-infinity')}} AS __tc"
                     )
                     ineq = f"{{'t': e.{TS_COL}, 'c': TIMESTAMPTZ 'infinity'}} >= {a}.__tc"
                 else:
@@ -460,8 +494,13 @@ class AsofDuckDBOfflineStore(OfflineStore):
                     f"{a} AS (SELECT {', '.join(sel)} FROM {p['src_sql']} WHERE {' AND '.join(where)})"
                 )
                 on = [f"e.{_q(ek)} = {a}.__k{j}" for j, (_, ek) in enumerate(p["keys"])]
-                on.append(ineq)
-                joins.append(f"ASOF LEFT JOIN {a} ON {' AND '.join(on)}")
+                if filter_by_created and created:
+                    ctes.append(_created_filter_cte(a, entity_rel, on, p["ttl"]))
+                    joins.append(f"LEFT JOIN {a}_m ON {a}_m.{ROW_COL} = e.{ROW_COL}")
+                    a = f"{a}_m"
+                else:
+                    on.append(ineq)
+                    joins.append(f"ASOF LEFT JOIN {a} ON {' AND '.join(on)}")
                 for j, (_, out) in enumerate(p["feats"]):
                     if p["ttl"] is None:
                         selects.append(f"{a}.__f{j} AS {_q(out)}")

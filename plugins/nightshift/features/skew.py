@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from nightshift.days import end_of_day
@@ -12,6 +13,8 @@ from nightshift.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 class SkewDetected(RuntimeError):
@@ -28,20 +31,27 @@ class SkewReport:
     mismatched_entities: int
     mismatch_rate: float
     mismatches_by_feature: dict[str, int]
+    #: the moment both sides were read as of: the end of the check date, or the online store's
+    #: materialized end when it holds a later day
+    compared_as_of: str = ""
 
 
 def check_skew(settings: Settings, use_case_name: str, day: date, seed: int = 0) -> SkewReport:
-    """Compare online values with offline point-in-time values at the end of ``day``.
+    """Compare online values with offline point-in-time values, like with like.
 
-    A sample of the entities in that day's spine is read both ways, through the use case's
-    feature service. Per-feature mismatch counts go to ``monitoring.feature_skew`` (partition:
-    use case and day); above ``thresholds.skew_max_mismatch_rate`` the check fails, naming
-    the features and entities.
+    Both sides are read as of the online store's materialized time: the end of ``day``, or a
+    later end when the online store already holds a later day (a run for a past day, after its
+    batch was ingested again, re-materializes up to that later day and never moves the online
+    store back). A sample of the population of the day compared is read both ways, through the
+    use case's feature service. Per-feature mismatch counts go to ``monitoring.feature_skew``
+    (partition: use case and ``day``; ``compared_as_of`` says which moment was compared); above
+    ``thresholds.skew_max_mismatch_rate`` the check fails, naming the features and entities.
     """
     import numpy as np
     import pandas as pd
 
     from nightshift.features.readiness import population_of
+    from nightshift.features.store import materialized_until
     from nightshift.usecase import use_case_of
     from nightshift.warehouse import FEATURE_SKEW, PartitionWrite, Warehouse
 
@@ -50,18 +60,24 @@ def check_skew(settings: Settings, use_case_name: str, day: date, seed: int = 0)
     max_rate = float(use_case.thresholds.get("skew_max_mismatch_rate", 0.0))
     keys = use_case.key_columns
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
-    population = population_of(settings, use_case, day)
+    store = feature_store(settings)
+    service = store.get_feature_service(use_case.feature_service)
+    as_of = max(end_of_day(day), materialized_until(store, [p.name for p in service.feature_view_projections])
+                or end_of_day(day))
+    compared_day = (as_of - timedelta(microseconds=1)).date()
+    if compared_day != day:
+        log.info("skew check for %s on %s: the online store holds %s (materialized to %s); comparing as of then",
+                 use_case_name, day, compared_day, as_of)
+    population = population_of(settings, use_case, compared_day)
     rng = np.random.default_rng([seed, day.toordinal()])
     picked = np.sort(rng.choice(len(population), size=min(sample_size, len(population)), replace=False))
     sample = population.iloc[picked].sort_values(keys, ignore_index=True)
     index = pd.MultiIndex.from_frame(sample) if len(keys) > 1 else pd.Index(sample[keys[0]])
 
-    store = feature_store(settings)
-    service = store.get_feature_service(use_case.feature_service)
     names = [f.name for p in service.feature_view_projections for f in p.features]
     entity_rows = [{k: _native(v) for k, v in row.items()} for row in sample.to_dict("records")]
     online = store.get_online_features(features=service, entity_rows=entity_rows).to_df()
-    spine = sample.assign(event_timestamp=pd.Timestamp(end_of_day(day)))
+    spine = sample.assign(event_timestamp=pd.Timestamp(as_of))
     offline = store.get_historical_features(entity_df=spine, features=service).to_df()
     online = online.astype(use_case.key_dtypes).set_index(keys).loc[index, names]
     offline = offline.astype(use_case.key_dtypes).set_index(keys).loc[index, names]
@@ -80,16 +96,18 @@ def check_skew(settings: Settings, use_case_name: str, day: date, seed: int = 0)
             "example_entities": [
                 ",".join(_label(i) for i in mismatch.index[mismatch[n].to_numpy()][:10]) for n in names
             ],
+            "compared_as_of": pd.Timestamp(as_of).tz_localize(None),
         }
     )
     warehouse.replace_partitions([PartitionWrite(FEATURE_SKEW, {"use_case": use_case_name, "check_date": day}, rows)])
-    report = SkewReport(use_case_name, day.isoformat(), sampled, len(bad_entities), rate, by_feature)
+    report = SkewReport(use_case_name, day.isoformat(), sampled, len(bad_entities), rate, by_feature, as_of.isoformat())
     if rate > max_rate:
         skewed = sorted(n for n, c in by_feature.items() if c)
         raise SkewDetected(
             f"training/serving skew for {use_case_name} on {day}: {len(bad_entities)} of {sampled} sampled "
             f"entities ({rate:.1%}, threshold {max_rate:.1%}) have online values that differ from "
-            f"the offline point-in-time values; features {skewed}; entities {bad_entities[:20]}. "
+            f"the offline point-in-time values as of {as_of.isoformat()}; features {skewed}; "
+            f"entities {bad_entities[:20]}. "
             "Re-run materialization for this day and look for writes to the online store outside Feast"
         )
     return report

@@ -14,7 +14,7 @@ import logging
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,10 +168,15 @@ def _where(source: Any) -> str:
 
 @dataclass(frozen=True)
 class MaterializeResult:
-    """What one materialization did, per feature view."""
+    """What one materialization did, per feature view.
+
+    ``rewritten`` names the views whose window had been materialized already and was written
+    again (a re-run of a day, or of an earlier day: its inputs may have changed).
+    """
 
     end: str
     windows: dict[str, tuple[str, str]]
+    rewritten: tuple[str, ...] = ()
 
 
 def materialize(settings: Settings, day: date, feature_views: list[str] | None = None) -> MaterializeResult:
@@ -180,22 +185,39 @@ def materialize(settings: Settings, day: date, feature_views: list[str] | None =
     Each feature view resumes from where it was last materialized (after a failure: from the
     last finished chunk); a never-materialized one starts ``ttl`` before the end, which is
     all the online store can serve anyway.
+
+    A view already materialized to the end of ``day`` or later (a re-run after ``day``'s batch
+    was ingested again) is materialized again from ``day`` up to where it was: re-ingesting a day
+    changes that day's feature rows and those of the days after it, and the online store must
+    serve them. It never moves back to an earlier day.
     """
     store = feature_store(settings)
     end = end_of_day(day)
-    windows = {}
+    windows, rewritten = {}, []
     for fv in store.list_feature_views():
         if feature_views is not None and fv.name not in feature_views:
             continue
-        start = fv.most_recent_end_time or (end - fv.ttl)
-        start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
-        if start >= end:
-            windows[fv.name] = (start.isoformat(), start.isoformat())
-            continue
-        store.materialize(start_date=start, end_date=end, feature_views=[fv.name])
-        windows[fv.name] = (start.isoformat(), end.isoformat())
-        log.info("materialized %s from %s to %s", fv.name, start, end)
-    return MaterializeResult(end=end.isoformat(), windows=windows)
+        last = fv.most_recent_end_time
+        last = None if last is None else (last if last.tzinfo else last.replace(tzinfo=timezone.utc))
+        if last is None:
+            start, stop = end - fv.ttl, end
+        elif last < end:
+            start, stop = last, end
+        else:
+            # the day's rows (timestamped within the day before its end) and every later one
+            start, stop = end - timedelta(days=1), last
+            rewritten.append(fv.name)
+        store.materialize(start_date=start, end_date=stop, feature_views=[fv.name])
+        windows[fv.name] = (start.isoformat(), stop.isoformat())
+        log.info("materialized %s from %s to %s%s", fv.name, start, stop, " (again)" if fv.name in rewritten else "")
+    return MaterializeResult(end=end.isoformat(), windows=windows, rewritten=tuple(rewritten))
+
+
+def materialized_until(store: FeatureStore, view_names: list[str]) -> datetime | None:
+    """The latest end any of ``view_names`` was materialized to, or None if none ever was."""
+    ends = [store.get_feature_view(name).most_recent_end_time for name in view_names]
+    ends = [e if e.tzinfo else e.replace(tzinfo=timezone.utc) for e in ends if e is not None]
+    return max(ends, default=None)
 
 
 def training_frame(settings: Settings, feature_service: str, spine: pd.DataFrame) -> pd.DataFrame:
