@@ -5,8 +5,10 @@ and what happened to them (label), its feature service, landed sources, start da
 training, gate, scoring and monitoring settings. Adding one is adding files; no Python changes.
 
 Everything a file names is checked when it is loaded (so at DAG parse time): a missing dbt
-model, feature service or suite fails here, naming the file, the key and what exists. This
-module imports only the standard library and PyYAML, so DAG files may call it while parsed.
+model, feature service or suite fails here, naming the file, the key and what exists; so does a
+source or suite name that is not an identifier, or a file pattern that is not a glob on a file
+name (they become paths). This module imports only the standard library, PyYAML and the name
+checks of :mod:`nightshift.landing`, so DAG files may call it while parsed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from nightshift.landing import DEFAULT_PATTERN, SOURCE_NAME, check_pattern, check_source_name
 
 if TYPE_CHECKING:
     from nightshift.settings import Settings
@@ -38,12 +42,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """How one landed source is ingested."""
+    """How one landed source is ingested; names that become paths are checked when it is made."""
 
     name: str
     suite: str
     #: How long after the end of day D the ingest waits for D's batch before failing.
     wait_hours: float = 6.0
+    #: Which files of D's landing folder make the batch (a glob on the file name); others are ignored.
+    pattern: str = DEFAULT_PATTERN
+
+    def __post_init__(self) -> None:
+        try:
+            check_source_name(self.name)
+            check_pattern(self.pattern)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        if not isinstance(self.suite, str) or not SOURCE_NAME.fullmatch(self.suite):
+            raise ConfigError(
+                f"source {self.name!r}: suite {self.suite!r} is not a lowercase identifier; it names the file "
+                "expectations/<suite>.json, so '/', '..' or other characters are refused. Name a suite file there"
+            )
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,9 @@ def load_use_case(path: Path, project_root: Path | None = None) -> UseCase:
         raise _fail(path, f"unknown key(s) {unknown}; known keys are {sorted(_KNOWN)}")
     if data["name"] != path.stem:
         raise _fail(path, f"'name: {data['name']}' must match the file name '{path.stem}'")
+    if not isinstance(data["name"], str) or not SOURCE_NAME.fullmatch(data["name"]):
+        raise _fail(path, f"name: {data['name']!r} is not a lowercase identifier (letters, digits, underscores); "
+                          "it names DAGs and tables. Rename the file and its `name`")
     if data["task"] not in TASKS:
         raise _fail(path, f"task: {data['task']!r} is not one of {list(TASKS)}")
     keys = data["keys"]
@@ -173,13 +194,18 @@ def _sources(path: Path, spec: Any) -> dict[str, SourceConfig]:
     sources = {}
     for name, source in (spec or {}).items():
         source = source or {}
-        unknown = set(source) - {"suite", "wait_hours"}
+        if not isinstance(source, dict):
+            raise _fail(path, f"source {name!r} must be a mapping (suite, wait_hours, pattern), got {source!r}")
+        unknown = set(source) - {"suite", "wait_hours", "pattern"}
         if unknown:
-            raise _fail(path, f"source {name!r} has unknown key(s) {sorted(unknown)}")
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(name)):
-            raise _fail(path, f"source name {name!r} must be lowercase letters, digits and underscores")
-        sources[name] = SourceConfig(name=name, suite=source.get("suite", name),
-                                     wait_hours=float(source.get("wait_hours", 6)))
+            raise _fail(path, f"source {name!r} has unknown key(s) {sorted(unknown)}; "
+                              "known: pattern, suite, wait_hours")
+        try:
+            sources[name] = SourceConfig(name=name, suite=source.get("suite", name),
+                                         wait_hours=float(source.get("wait_hours", 6)),
+                                         pattern=source.get("pattern", DEFAULT_PATTERN))
+        except ConfigError as exc:
+            raise _fail(path, f"sources.{name}: {exc}") from exc
     if not sources:
         raise _fail(path, "'sources' is empty; a use case reads at least one landed source")
     return sources

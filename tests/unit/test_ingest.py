@@ -31,24 +31,24 @@ def tables(settings: Settings) -> dict[str, pd.DataFrame]:
 
 
 def test_ingest_writes_accepted_quarantined_and_summary(settings: Settings) -> None:
-    land(settings, [good_row(1), good_row(2), with_value(3, "sessions", -1)])
+    land(settings, [good_row(1), good_row(2), with_value(3, "sessions", -1), good_row(4), good_row(5)])
     summary = ingest_batch(settings, ACTIVITY, DAY, NOW)
-    assert (summary.landed, summary.accepted, summary.quarantined) == (3, 2, 1)
+    assert (summary.landed, summary.accepted, summary.quarantined) == (5, 4, 1), "20 % quarantined: at the limit"
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
     raw = warehouse.read("raw.activity")
-    assert sorted(raw["event_id"]) == ["a-1", "a-2"] and set(raw["batch_date"].dt.date) == {DAY}
+    assert sorted(raw["event_id"]) == ["a-1", "a-2", "a-4", "a-5"] and set(raw["batch_date"].dt.date) == {DAY}
     assert set(raw["batch_id"]) == {summary.batch_id}
     quarantine = warehouse.read("quarantine.activity")
     assert quarantine["event_id"].tolist() == ["a-3"]
     assert quarantine["quarantine_reasons"].tolist() == ["expect_column_values_to_be_between(sessions)"]
     runs = warehouse.read(VALIDATION_RUNS)
-    assert runs[["landed_rows", "accepted_rows", "quarantined_rows"]].values.tolist() == [[3, 2, 1]]
+    assert runs[["landed_rows", "accepted_rows", "quarantined_rows"]].values.tolist() == [[5, 4, 1]]
     assert runs["suite_name"].tolist() == ["activity"] and runs["suite_version"].tolist() == ["1"]
     assert runs["quarantined_by_reason"].tolist() == ['{"expect_column_values_to_be_between(sessions)":1}']
 
 
 def test_rerunning_a_day_replaces_exactly_that_day(settings: Settings) -> None:
-    land(settings, [good_row(1), with_value(2, "plan_change", "bogus")])
+    land(settings, [good_row(1), with_value(2, "plan_change", "bogus"), *(good_row(i) for i in range(3, 7))])
     land(settings, [good_row(7)], name="activity_2026-01-04.csv", day=date(2026, 1, 4))
     ingest_batch(settings, ACTIVITY, DAY, NOW)
     ingest_batch(settings, ACTIVITY, date(2026, 1, 4), NOW)
@@ -60,18 +60,18 @@ def test_rerunning_a_day_replaces_exactly_that_day(settings: Settings) -> None:
     pd.testing.assert_frame_equal(
         before[VALIDATION_RUNS].drop(columns="validated_at"), after[VALIDATION_RUNS].drop(columns="validated_at")
     )
-    assert len(after["raw.activity"]) == 2, "one row per day, never duplicated"
+    assert len(after["raw.activity"]) == 6, "five rows for D and one for D + 1, never duplicated"
 
 
 def test_second_file_for_a_day_joins_the_batch_on_rerun(settings: Settings) -> None:
-    land(settings, [good_row(1), good_row(2)])
+    land(settings, [good_row(i) for i in range(1, 6)])
     first = ingest_batch(settings, ACTIVITY, DAY, NOW)
-    land(settings, [good_row(3), good_row(2)], name="activity_2026-01-03_late.csv")
+    land(settings, [good_row(i) for i in range(6, 10)] + [good_row(2)], name="activity_2026-01-03_late.csv")
     second = ingest_batch(settings, ACTIVITY, DAY, NOW)
     assert second.batch_id != first.batch_id
-    assert (second.landed, second.accepted, second.quarantined) == (4, 2, 2), "a-2 repeated across files is a duplicate key"
+    assert (second.landed, second.accepted, second.quarantined) == (10, 8, 2), "a-2 repeated across files is a duplicate key"
     raw = Warehouse.from_uri(settings.warehouse_uri).read("raw.activity")
-    assert sorted(raw["event_id"]) == ["a-1", "a-3"]
+    assert sorted(raw["event_id"]) == sorted(f"a-{i}" for i in range(1, 10) if i != 2)
 
 
 def test_rejected_batch_writes_nothing_and_leaves_the_file(settings: Settings) -> None:

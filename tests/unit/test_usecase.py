@@ -25,7 +25,8 @@ def test_shipped_churn_use_case_loads() -> None:
 def test_adding_a_use_case_is_adding_a_file(tmp_path: Path) -> None:
     (tmp_path / "churn.yaml").write_text(CHURN)
     upsell = CHURN.replace("name: churn", "name: upsell")
-    upsell = upsell.replace("  cancellations:\n    suite: cancellations\n    wait_hours: 6\n", "")
+    upsell = upsell.replace('  cancellations:\n    suite: cancellations\n    wait_hours: 6\n    pattern: "*.csv"\n', "")
+    assert "cancellations:" not in upsell
     (tmp_path / "upsell.yaml").write_text(upsell)
     use_cases = load_use_cases(tmp_path)
     assert set(use_cases) == {"churn", "upsell"}

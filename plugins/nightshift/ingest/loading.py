@@ -1,17 +1,20 @@
 """Ingest one landed batch: find it, validate it, and write accepted and quarantined rows.
 
 Called by the ``ingest`` DAG, one (source, day) at a time. The batch for (source, D) is
-every file in D's landing folder. A second file landed for a day that was already ingested
-is picked up when the day is re-run (clear the task in the Airflow UI): the partition is
-then replaced by the union of all the day's files, and a key repeated across files is
-quarantined as a duplicate. Nothing here ever modifies or deletes a landed file.
+every file in D's landing folder that matches the source's pattern (``*.csv`` by default);
+anything else there is listed in ``meta.validation_runs.ignored_files`` and never read. A
+second file landed for a day that was already ingested is picked up when the day is re-run
+(clear the task in the Airflow UI): the partition is then replaced by the union of all the
+day's files, and a key repeated across files is quarantined as a duplicate. A batch whose
+quarantined share is over the suite's limit fails whole, so a file landed twice or in the
+wrong day's folder never empties a day. Nothing here ever modifies or deletes a landed file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ from nightshift.ingest.validation import (
     BatchRejected,
     Suite,
     ValidationOutcome,
+    check_quarantined_share,
     read_batch,
     reason_counts_json,
     validate_batch,
@@ -52,6 +56,8 @@ class IngestSummary:
     extra_columns: list[str]
     suite: str
     suite_version: str
+    #: Names in the day folder that do not match the source's pattern (not read, not counted).
+    ignored_files: list[str] = field(default_factory=list)
 
 
 def batch_deadline(source: SourceConfig, day: date) -> datetime:
@@ -67,18 +73,26 @@ def batch_landed(settings: Settings, source: SourceConfig, day: date, now: datet
         BatchMissing: nothing landed by the deadline (a past day's deadline has always passed).
     """
     landing = Landing(settings.landing_uri)
-    if landing.list_batch(source.name, day):
+    files, ignored = landing.list_day(source.name, day, source.pattern)
+    if files:
         return True
     now = now or datetime.now(timezone.utc)
     deadline = batch_deadline(source, day)
+    location, note = landing.batch_location(source.name, day), _ignored_note(source, ignored)
     if now >= deadline:
         raise BatchMissing(
-            f"no batch for source {source.name!r} on {day}: nothing landed in {landing.batch_location(source.name, day)} "
-            f"by {deadline:%Y-%m-%d %H:%M} UTC ({source.wait_hours:g} h after the day ended). "
+            f"no batch for source {source.name!r} on {day}: nothing landed in {location} "
+            f"by {deadline:%Y-%m-%d %H:%M} UTC ({source.wait_hours:g} h after the day ended){note}. "
             "Ask the upstream owner for the export or land the file there, then clear this task in Airflow"
         )
-    log.info("waiting for %s until %s", landing.batch_location(source.name, day), deadline)
+    log.info("waiting for %s until %s%s", location, deadline, note)
     return False
+
+
+def _ignored_note(source: SourceConfig, ignored: list[str]) -> str:
+    if not ignored:
+        return ""
+    return f" (ignored, as not matching the source's pattern {source.pattern!r}: {', '.join(ignored)})"
 
 
 def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datetime | None = None) -> IngestSummary:
@@ -91,22 +105,32 @@ def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datet
     now = now or datetime.now(timezone.utc)
     landing = Landing(settings.landing_uri)
     location = landing.batch_location(source.name, day)
-    files = landing.list_batch(source.name, day)
+    files, ignored = landing.list_day(source.name, day, source.pattern)
     if not files:
-        raise BatchMissing(f"no batch for source {source.name!r} on {day} in {location}; run the ingest sensor first")
+        raise BatchMissing(
+            f"no batch for source {source.name!r} on {day} in {location}{_ignored_note(source, ignored)}; "
+            "land the file there (or fix the source's `pattern` in its use-case file), then run the ingest sensor"
+        )
+    if ignored:
+        log.warning("%s/%s: ignored %s (not matching pattern %r)", source.name, day, ", ".join(ignored), source.pattern)
     contents = [(f.name, landing.read_bytes(f)) for f in files]
     suite = Suite.load(settings.expectations_dir / f"{source.suite}.json")
     this_batch = batch_id(source.name, day, contents)
     try:
         outcome = validate_batch(suite, read_batch(contents, suite), day, now)
+        check_quarantined_share(suite, outcome)
     except BatchRejected as exc:
+        reason = " ".join(str(exc).split()).rstrip(".")
         raise BatchRejected(
             f"batch {source.name}/{day} ({', '.join(f.uri for f in files)}) rejected by suite "
-            f"{suite.name!r} v{suite.version}: {exc}. Nothing was written and the landed file(s) are untouched. "
+            f"{suite.name!r} v{suite.version}: {reason}. Nothing was written and the landed file(s) are untouched. "
             f"Fix or replace the file(s) in {location}, then clear this task in Airflow to re-run {day}"
         ) from exc
 
-    summary = write_batch(Warehouse.from_uri(settings.warehouse_uri), source.name, day, this_batch, suite, files, outcome, now)
+    summary = write_batch(
+        Warehouse.from_uri(settings.warehouse_uri), source.name, day, this_batch, suite, files, outcome, now,
+        ignored_files=ignored,
+    )
     log.info(
         "%s/%s: landed %d, accepted %d, quarantined %d %s",
         source.name, day, summary.landed, summary.accepted, summary.quarantined, summary.reason_counts or "",
@@ -123,8 +147,13 @@ def write_batch(
     files: list[LandedFile],
     outcome: ValidationOutcome,
     now: datetime,
+    ignored_files: list[str] | None = None,
 ) -> IngestSummary:
-    """Replace day's raw, quarantine and validation-run partitions of ``source`` in one go."""
+    """Replace day's raw, quarantine and validation-run partitions of ``source`` in one go.
+
+    Args:
+        ignored_files: names in the day folder left out of the batch (recorded, not read).
+    """
     summary = IngestSummary(
         source=source,
         batch_date=day.isoformat(),
@@ -136,6 +165,7 @@ def write_batch(
         extra_columns=outcome.extra_columns,
         suite=suite.name,
         suite_version=suite.version,
+        ignored_files=list(ignored_files or []),
     )
     partition = {"batch_date": day}
     warehouse.replace_partitions(
@@ -166,6 +196,7 @@ def _summary_row(summary: IngestSummary, suite: Suite, files: list[LandedFile], 
                 "quarantined_rows": summary.quarantined,
                 "quarantined_by_reason": reason_counts_json(summary.reason_counts),
                 "extra_columns": json.dumps(summary.extra_columns),
+                "ignored_files": json.dumps(summary.ignored_files),
                 "validated_at": pd.Timestamp(validated_at),
             }
         ]

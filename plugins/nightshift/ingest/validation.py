@@ -4,16 +4,22 @@ The suite file in ``expectations/<source>.json`` is the single source of truth. 
 expectations fall into two kinds, by their GX class:
 
 * **batch rules** (table-level expectations such as the required column set and the row
-  count, plus "the file is readable" and "some value of each column is readable as its
-  type"). One failure rejects the whole batch: :class:`BatchRejected` says which file broke
-  which rule and what to do. Nothing is written.
+  count, plus "each file is readable CSV text", "each file has every required column, no
+  duplicate or reserved header name and no row with more or fewer fields than its header",
+  "some value of each column is readable as its type" and "at most ``meta.max_quarantined_share``
+  of the rows are quarantined", 20 % unless the suite says otherwise). One failure rejects the
+  whole batch: :class:`BatchRejected` says which file broke which rule and what to do.
+  Nothing is written.
 * **row rules** (column map expectations: nulls, ranges, allowed values, uniqueness, the
   event-time window). Each row that breaks one or more goes to quarantine with the names
   of the rules it broke; the others are accepted.
 
 ``expect_column_values_to_be_of_type`` declares a column's type. GX cannot see a value
 that was never readable as that type, so Nightshift applies those rules itself while it
-reads the text (a value that is not readable fails that expectation for its row). GX
+reads the text (a value that is not readable fails that expectation for its row). Integers
+are read exactly (never through a float), and one that does not fit int64 is unreadable;
+``datetime64[ns]`` needs a time of day (a bare date is unreadable: declare ``date`` for a
+column of calendar dates, loaded as midnight). GX
 evaluates everything else, with the COMPLETE result format so that every failing row is
 listed; the split then covers every row, and ``accepted + quarantined == landed`` is
 checked before anything is returned.
@@ -23,11 +29,13 @@ This module never writes anything and never touches the landed files.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -39,12 +47,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Types a suite may declare with ``expect_column_values_to_be_of_type``.
-SUPPORTED_TYPES = ("int64", "float64", "datetime64[ns]", "str")
+#: Types a suite may declare with ``expect_column_values_to_be_of_type``. ``date`` is a calendar
+#: date (``YYYY-MM-DD``), loaded as ``datetime64[ns]`` at midnight.
+SUPPORTED_TYPES = ("int64", "float64", "datetime64[ns]", "date", "str")
 TYPE_RULE = "expect_column_values_to_be_of_type"
+COLUMN_SET_RULE = "expect_table_columns_to_match_set"
 ROW_NUMBER = "source_row_number"
 SOURCE_FILE = "source_file"
 REASONS = "quarantine_reasons"
+#: Columns Nightshift adds to every batch; a landed header may not use these names.
+RESERVED_COLUMNS = (SOURCE_FILE, ROW_NUMBER)
+#: The share of a batch's rows that may be quarantined unless the suite sets ``meta.max_quarantined_share``.
+DEFAULT_MAX_QUARANTINED_SHARE = 0.2
+#: GX's vectorized checks see integers as float64, which is exact only up to this magnitude.
+_FLOAT_EXACT = 2**53
+#: Leading bytes of files that are not CSV text: what the file is, and what to do instead.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it (gunzip) and land the CSV it holds"),
+    (b"PAR1", "a Parquet file", "export the data as CSV (UTF-8) instead"),
+    (b"PK\x03\x04", "a ZIP archive (or an Excel .xlsx workbook)", "unzip it, or save the sheet as CSV (UTF-8)"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook", "save the sheet as CSV (UTF-8)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it and land the CSV it holds"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "decompress it and land the CSV it holds"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text", "re-export it as UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text", "re-export it as UTF-8"),
+    (b"\xff\xfe", "UTF-16 text (little-endian, with a byte-order mark)", "re-export it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (big-endian, with a byte-order mark)", "re-export it as UTF-8"),
+)
 
 
 class BatchRejected(Exception):
@@ -62,6 +91,8 @@ class Suite:
     column_types: dict[str, str]
     allowed_lateness: timedelta
     definition: dict[str, Any] = field(repr=False)
+    #: The largest share of a batch's rows that may be quarantined; above it the batch fails.
+    max_quarantined_share: float = DEFAULT_MAX_QUARANTINED_SHARE
 
     @classmethod
     def load(cls, path: Path) -> Suite:
@@ -83,7 +114,18 @@ class Suite:
                 column_types[kwargs["column"]] = kwargs["type_"]
         if not column_types:
             raise ValueError(f"{path}: declare each column's type with {TYPE_RULE}; none found")
+        reserved = sorted(set(column_types) & set(RESERVED_COLUMNS))
+        if reserved:
+            raise ValueError(
+                f"{path}: column(s) {reserved} are added by Nightshift to every batch; rename them in the suite"
+            )
         meta = definition.get("meta", {})
+        share = meta.get("max_quarantined_share", DEFAULT_MAX_QUARANTINED_SHARE)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ValueError(
+                f"{path}: meta.max_quarantined_share is {share!r}; give a fraction between 0 and 1 "
+                f"(default {DEFAULT_MAX_QUARANTINED_SHARE})"
+            )
         return cls(
             name=definition["name"],
             version=str(meta.get("version", "0")),
@@ -92,7 +134,17 @@ class Suite:
             column_types=column_types,
             allowed_lateness=timedelta(hours=float(meta.get("allowed_lateness_hours", 0))),
             definition=definition,
+            max_quarantined_share=float(share),
         )
+
+    @property
+    def required_columns(self) -> list[str]:
+        """Columns every file must have: the typed ones and those of a ``expect_table_columns_to_match_set``."""
+        required = list(self.column_types)
+        for exp in self.definition.get("expectations", []):
+            if exp.get("type") == COLUMN_SET_RULE:
+                required += [c for c in exp.get("kwargs", {}).get("column_set") or [] if c not in required]
+        return required
 
 
 @dataclass
@@ -134,32 +186,38 @@ def suite_parameters(suite: Suite, day: date, now: datetime) -> dict[str, Any]:
 
 
 def read_batch(files: list[tuple[str, bytes]], suite: Suite) -> pd.DataFrame:
-    """Parse the batch's CSV files as text (no value is converted yet).
+    """Parse the batch's CSV files as text (no value is converted yet), checking each file on its own.
 
     Adds ``source_file`` and ``source_row_number`` (1-based data row in that file). An
     empty file (no bytes, or a header only) is an empty batch; whether that is acceptable
     is the suite's row-count rule's call.
+
+    Raises:
+        BatchRejected: a file is not UTF-8 CSV text (gzip, Parquet, UTF-16… are named as such),
+            lacks a required column, repeats a header name or uses a reserved one, or has a row
+            with more or fewer fields than its header.
     """
     import pandas as pd
 
     frames = []
     for name, data in files:
-        where = f"file {name!r}"
-        if b"\x00" in data:
-            raise BatchRejected(f"{where} is not a readable CSV: it contains NUL bytes (binary or corrupt content)")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BatchRejected(f"{where} is not readable as UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+        text = _decode(name, data)
         if not text.strip():
             frame = pd.DataFrame({c: pd.Series(dtype="string") for c in suite.column_types})
         else:
             try:
+                header = _header(text)
+                _check_field_counts(name, data, text, len(header))
+            except csv.Error as exc:
+                raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
+            _check_header(name, header, suite)
+            try:
                 frame = pd.read_csv(
-                    io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error"
+                    io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""], on_bad_lines="error",
+                    index_col=False,
                 )
             except (pd.errors.ParserError, ValueError) as exc:
-                raise BatchRejected(f"{where} is not a readable CSV: {exc}") from exc
+                raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
         frame[SOURCE_FILE] = name
         frame[ROW_NUMBER] = range(1, len(frame) + 1)
         frames.append(frame)
@@ -169,8 +227,108 @@ def read_batch(files: list[tuple[str, bytes]], suite: Suite) -> pd.DataFrame:
     return batch.reset_index(drop=True)
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without the trailing newline some parsers leave."""
+    return " ".join(str(exc).split())
+
+
+def _decode(name: str, data: bytes) -> str:
+    """The file as text, or BatchRejected naming what the file is when it is not UTF-8 text."""
+    where = f"file {name!r}"
+    for magic, what, fix in _MAGIC:
+        if data.startswith(magic):
+            raise BatchRejected(f"{where} is {what}, not CSV text (it starts with bytes {data[:4]!r}): {fix}")
+    if b"\x00" in data:
+        head = data[:4096]
+        for parity, order in ((1, "little-endian"), (0, "big-endian")):
+            if len(head) >= 4 and head[parity::2].count(0) >= 0.9 * len(head[parity::2]):
+                raise BatchRejected(
+                    f"{where} is UTF-16 text ({order}, without a byte-order mark), not UTF-8 CSV: re-export it as UTF-8"
+                )
+        raise BatchRejected(f"{where} is not a readable CSV: it contains NUL bytes (binary or corrupt content)")
+    try:
+        return data.decode("utf-8-sig")  # a UTF-8 byte-order mark is not part of the first column's name
+    except UnicodeDecodeError as exc:
+        raise BatchRejected(
+            f"{where} is not readable as UTF-8 text (byte {exc.start}: {exc.reason}); re-export it as UTF-8"
+        ) from exc
+
+
+def _header(text: str) -> list[str]:
+    """The names on the first non-blank line, as a CSV reader splits them."""
+    return next((row for row in csv.reader(io.StringIO(text, newline="")) if row), [])
+
+
+def _check_header(name: str, header: list[str], suite: Suite) -> None:
+    """Refuse a header that repeats a name, uses a reserved one or lacks a required column."""
+    where = f"file {name!r}"
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise BatchRejected(
+            f"{where} repeats header name(s) {repeated}: which column holds the values is ambiguous. "
+            "Re-export the file with one column per name"
+        )
+    reserved = sorted(set(header) & set(RESERVED_COLUMNS))
+    if reserved:
+        raise BatchRejected(
+            f"{where} has header name(s) {reserved}, which Nightshift adds to every row itself; "
+            "rename or drop those columns in the export"
+        )
+    missing = [c for c in suite.required_columns if c not in header]
+    if missing:
+        raise BatchRejected(
+            f"{COLUMN_SET_RULE} failed for {where}: missing required column(s) {missing} of suite {suite.name!r}; "
+            f"its header is {header}. Its rows were not loaded (nor quarantined as nulls): re-export the file "
+            "with every column, or remove it from the day folder"
+        )
+
+
+def _check_field_counts(name: str, data: bytes, text: str, expected: int) -> None:
+    """Refuse a row with more or fewer fields than the header (pandas would pad or shift it silently)."""
+    found = _first_ragged_row(data, text, expected)
+    if found:
+        line, fields = found
+        kind = "fewer" if fields < expected else "more"
+        raise BatchRejected(
+            f"file {name!r} is not a readable CSV: it is ragged, line {line} has {fields} field(s), {kind} than the "
+            f"{expected} of its header (a truncated or mis-delimited export). Re-export the file whole"
+        )
+
+
+def _first_ragged_row(data: bytes, text: str, expected: int) -> tuple[int, int] | None:
+    """(line number, field count) of the first non-blank row after the header whose count differs."""
+    if b'"' in data or b"\n" not in data:
+        # Quoted fields may hold delimiters and line breaks, and a file may end lines with a
+        # bare CR: the csv module knows both. Its line_num is the physical line a row ends on.
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows = (row for row in reader if row)
+        next(rows, None)
+        for row in rows:
+            if len(row) != expected:
+                return reader.line_num, len(row)
+        return None
+    import numpy as np
+
+    raw = np.frombuffer(data[3:] if data.startswith(b"\xef\xbb\xbf") else data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(raw)]])
+    lengths = ends - starts
+    ends_with_cr = np.zeros(len(starts), dtype=bool)
+    has_chars = lengths > 0
+    ends_with_cr[has_chars] = raw[ends[has_chars] - 1] == 13
+    blank = (lengths - ends_with_cr) == 0
+    fields = np.bincount(np.searchsorted(breaks, np.flatnonzero(raw == 44)), minlength=len(starts)) + 1
+    lines = np.flatnonzero(~blank)
+    bad = lines[1:][fields[lines[1:]] != expected]
+    return (int(bad[0]) + 1, int(fields[bad[0]])) if len(bad) else None
+
+
 def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) -> ValidationOutcome:
     """Apply ``suite`` to a batch read by :func:`read_batch` and split its rows.
+
+    The cap on the quarantined share is a rule on the split, so it is checked on the returned
+    outcome by :func:`check_quarantined_share` (the loader applies both before writing).
 
     Raises:
         BatchRejected: a batch rule failed; the message names the rule and what was seen.
@@ -372,29 +530,79 @@ def _coerce(suite: Suite, batch: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, 
         if typ == "str":
             values = text.astype("string")
             bad = _false(len(batch))
-        elif typ == "datetime64[ns]":
-            parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-            values = parsed.dt.tz_localize(None).astype("datetime64[ns]")
-            bad = present & values.isna().to_numpy()
+        elif typ in ("datetime64[ns]", "date"):
+            values, bad = _parse_datetimes(text, with_time=typ == "datetime64[ns]")
+        elif typ == "int64":
+            values, bad = _parse_int64(text)
         else:
             numbers = pd.to_numeric(text, errors="coerce")
             bad = present & numbers.isna().to_numpy()
-            if typ == "int64":
-                fractional = numbers.notna().to_numpy() & (numbers.fillna(0) % 1 != 0).to_numpy()
-                bad |= fractional
-                numbers = numbers.where(~fractional)
-                values = numbers.astype("Float64").astype("Int64")
-            else:
-                values = numbers.astype("float64")
+            values = numbers.astype("float64")
         if present.any() and bad[present].all():
             sample = text[present].iloc[0]
+            hint = "the column is probably shifted or mis-exported"
+            if typ == "datetime64[ns]" and _DATE_ONLY.fullmatch(str(sample)):
+                hint = "these are dates without a time of day: declare the column 'date' in the suite if it holds dates"
             raise BatchRejected(
                 f"{TYPE_RULE}({col}) failed: none of the {int(present.sum())} values of column {col!r} "
-                f"is readable as {typ} (first value: {sample!r}); the column is probably shifted or mis-exported"
+                f"is readable as {typ} (first value: {sample!r}); {hint}"
             )
         typed[col] = values
         failures[f"{TYPE_RULE}({col})"] = bad
     return typed, failures
+
+
+_DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*", re.ASCII)
+_INTEGER = re.compile(r"\s*([+-]?[0-9]+)(?:\.0*)?\s*")
+_INT64_RANGE = range(-(2**63), 2**63)
+
+
+def _parse_datetimes(text: pd.Series, with_time: bool) -> tuple[pd.Series, Any]:
+    """ISO 8601 text as naive UTC ``datetime64[ns]``; the mask marks present values that are unreadable.
+
+    With ``with_time`` a value must carry a time of day (``…T10:15``): a timestamp cut down to
+    its date is unreadable rather than silently midnight. Without it a value must be a bare
+    ``YYYY-MM-DD`` date.
+    """
+    import pandas as pd
+
+    present = text.notna().to_numpy()
+    if with_time:
+        timed = text.str.contains(":", regex=False).fillna(False).to_numpy(dtype=bool)
+        parsed = pd.to_datetime(text.where(timed), errors="coerce", format="ISO8601", utc=True).dt.tz_localize(None)
+    else:
+        parsed = pd.to_datetime(text, errors="coerce", format="%Y-%m-%d")
+    values = parsed.astype("datetime64[ns]")
+    return values, present & values.isna().to_numpy()
+
+
+def _parse_int64(text: pd.Series) -> tuple[pd.Series, Any]:
+    """Integer text as exact ``Int64``, never through a float.
+
+    The mask marks present values that are not an integer (``7`` and ``7.0`` are; ``7.5``,
+    ``1e3`` and non-ASCII digits are not) or that do not fit int64.
+    """
+    import numpy as np
+    import pandas as pd
+
+    present = text.notna().to_numpy()
+    strings = text.where(present, "").to_numpy(dtype=str)
+    numbers = np.zeros(len(text), dtype=np.int64)
+    readable = np.zeros(len(text), dtype=bool)
+    try:
+        ascii_text = strings.astype("S")
+    except UnicodeEncodeError:  # some value is not ASCII: every value takes the exact path below
+        ascii_text = None
+    if ascii_text is not None:
+        # The common case, vectorized: plain digits short enough that int64 always holds them.
+        readable = np.strings.isdigit(ascii_text) & (np.strings.str_len(ascii_text) <= 18)
+        numbers[readable] = ascii_text[readable].astype(np.int64)
+    for i in np.flatnonzero(present & ~readable):
+        match = _INTEGER.fullmatch(strings[i])
+        if match and int(match.group(1)) in _INT64_RANGE:
+            numbers[i], readable[i] = int(match.group(1)), True
+    values = pd.Series(pd.arrays.IntegerArray(numbers, ~readable), index=text.index)
+    return values, present & ~readable
 
 
 def _run_row_rules(
@@ -402,8 +610,12 @@ def _run_row_rules(
 ) -> dict[str, list[int]]:
     """Failing row positions for each row rule, taken from GX's COMPLETE result."""
     # GX vectorizes range checks only for numpy dtypes; nullable Int64 would go value by value.
-    # float64 holds every value exactly below 2**53 and keeps nulls as nulls.
-    ints = [c for c in typed.columns if str(typed[c].dtype) == "Int64"]
+    # float64 holds every value exactly up to 2**53 and keeps nulls as nulls; a column holding
+    # a larger value stays Int64 (slower, but 2**53 + 1 must not compare equal to 2**53).
+    ints = [
+        c for c in typed.columns
+        if str(typed[c].dtype) == "Int64" and not ((typed[c] > _FLOAT_EXACT) | (typed[c] < -_FLOAT_EXACT)).any()
+    ]
     result = _validate(suite.name, rules, typed.astype({c: "float64" for c in ints}), parameters)
     unexpected: dict[str, list[int]] = {}
     for res in result.results:
@@ -419,6 +631,29 @@ def _run_row_rules(
         if rows:
             unexpected[name] = rows
     return unexpected
+
+
+def check_quarantined_share(suite: Suite, outcome: ValidationOutcome) -> None:
+    """The batch rule on the split itself: refuse a batch whose quarantined share exceeds the suite's limit.
+
+    A day that is mostly bad is rarely bad data: it is a file landed in the wrong day's folder
+    (every event time out of the window) or landed twice (every key a duplicate). Loading the
+    few survivors would empty the day's partition while the run looks green.
+
+    Raises:
+        BatchRejected: naming the share, the limit and where it is set, and the top reasons.
+    """
+    landed, quarantined = outcome.landed_rows, len(outcome.quarantined)
+    if not landed or quarantined / landed <= suite.max_quarantined_share:
+        return
+    top = sorted(outcome.reason_counts.items(), key=lambda item: (-item[1], item[0]))[:3]
+    reasons = ", ".join(f"{name} ({count} row{'' if count == 1 else 's'})" for name, count in top)
+    raise BatchRejected(
+        f"{quarantined} of {landed} rows ({quarantined / landed:.1%}) break a row rule, over the limit of "
+        f"{suite.max_quarantined_share:.0%} (meta.max_quarantined_share of suite {suite.name!r}, {suite.path}); "
+        f"top reasons: {reasons}. A batch this bad is usually a file landed in the wrong day's folder or landed "
+        "twice, or a broken export: check the day folder's files; if the rows really are this bad, raise the limit"
+    )
 
 
 def reason_counts_json(counts: dict[str, int]) -> str:
