@@ -605,6 +605,10 @@ class PostgresWarehouse(Warehouse):
         columns = ", ".join(f"{_quoted(c)} {_pg_type(frame[c])}" for c in frame.columns)
         cur.execute(f"create schema if not exists {schema}")
         cur.execute(f"create table if not exists {table} ({columns})")
+        # A column added by a later release (e.g. validation_runs.ignored_files) joins an existing
+        # table; rows written before it read as null.
+        for column in frame.columns:
+            cur.execute(f"alter table {table} add column if not exists {_quoted(column)} {_pg_type(frame[column])}")
 
     def _copy(self, cur: Any, table: str, frame: pd.DataFrame) -> None:
         if frame.empty:

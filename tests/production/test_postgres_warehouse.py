@@ -127,3 +127,15 @@ def test_names_are_quoted_or_refused_on_postgres(postgres_url: str) -> None:
     with pytest.raises(ValueError, match="cannot name a partition folder"):
         warehouse.replace_partitions([PartitionWrite("raw.t", {"batch_date": "../x"}, frame)])
     assert warehouse.read("raw.t")["x"].tolist() == [1]
+
+
+def test_a_column_added_by_a_later_release_joins_the_existing_table(postgres_url: str) -> None:
+    """A table created before a release added a column (validation_runs.ignored_files) takes the new rows."""
+    warehouse = Warehouse.from_uri(postgres_url)
+    old = pd.DataFrame({"rows": pd.array([3], dtype="Int64")})
+    warehouse.replace_partitions([PartitionWrite("meta.evolving", {"batch_date": DAY}, old)])
+    new = old.assign(ignored_files=pd.array(["README.txt"], dtype="string"))
+    warehouse.replace_partitions([PartitionWrite("meta.evolving", {"batch_date": date(2026, 1, 4)}, new)])
+    back = warehouse.read("meta.evolving").sort_values("batch_date")
+    assert back["rows"].tolist() == [3, 3]
+    assert [None if pd.isna(v) else v for v in back["ignored_files"]] == [None, "README.txt"]
