@@ -4,8 +4,9 @@
 One DAG per use case (`retrain_<use case>`). Runs on the use case's weekly cron
 (`schedules.retrain` in `config/<use case>.yaml`) **or** as soon as monitoring emits the Asset
 `retrain-request/<use case>`; by hand with "Trigger DAG". One run at a time (`max_active_runs=1`),
-no catchup, and registry writes go through the one-slot `model_registry` pool, so two promotions
-never race.
+no catchup. Registry writes queue in the one-slot `model_registry` pool and hold the registry
+lock (shared with the rollback DAG and the `nightshift` CLI, across processes), so two alias
+moves never race.
 
 1. **train** joins the use case's population to its label model (only labels known by the start
    of the run date), reads features point-in-time through the feature service, splits by day
@@ -17,8 +18,11 @@ never race.
    data checks) and
    logs the report (JSON and Markdown) to the run.
 3. **register** registers a version for every trained challenger, tagged with the verdict,
-   reasons, trigger and feature service; moves `champion` only when the gate passed; appends
-   the decision to `meta.model_promotions`.
+   reasons, trigger and feature service; moves `champion` only when the gate passed against the
+   version that is still champion (if `champion` moved since evaluate, e.g. by a rollback, the
+   task fails saying so: clear evaluate to judge the challenger again); appends the decision to
+   `meta.model_promotions`. A retry after a crash between the alias move and its audit row
+   writes the missing row.
 
 Code: `plugins/nightshift/modeling/` (`retrain`: the steps; `training`, `evaluation`, `registry`).
 """
@@ -72,12 +76,17 @@ for use_case_name, use_case in USE_CASES.items():
 
         @task(pool="model_registry")
         def register(name: str, trained: dict, verdict: dict, dag_run=None) -> dict:  # noqa: ANN001
-            """Register the version; move `champion` only on a pass; audit the decision."""
-            from nightshift.modeling import retrain
+            """Register the version; move `champion` only on a pass over the judged champion; audit it."""
+            from airflow.sdk.exceptions import AirflowFailException
 
-            return retrain.register_challenger(
-                Settings.from_env(), name, trained["run_id"], retrain.trigger_of(dag_run.run_type), dag_run.run_id
-            )
+            from nightshift.modeling import registry, retrain
+
+            try:
+                return retrain.register_challenger(
+                    Settings.from_env(), name, trained["run_id"], retrain.trigger_of(dag_run.run_type), dag_run.run_id
+                )
+            except registry.ChampionMoved as exc:
+                raise AirflowFailException(str(exc)) from exc  # a retry would refuse again: evaluate must rerun
 
         trained = train(use_case_name)
         register(use_case_name, trained, evaluate(use_case_name, trained))

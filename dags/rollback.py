@@ -4,7 +4,9 @@
 Trigger it by hand with parameters: the use case, the target (`previous`, the version that was
 champion before the current one, or a version number), a reason (required; it goes into the
 audit trail) and `force`. A version that failed its gate is refused unless `force` is set; the
-refusal is audited too. Every move is a row in `meta.model_promotions`.
+refusal is audited too. Every move is a row in `meta.model_promotions`. The move holds the
+registry lock that the retrain DAGs' register step and the `nightshift` CLI also take, so it
+never races a promotion; a retry after a crash between the move and its row writes the row.
 
 The same from a shell: `nightshift rollback --use-case <use case> --to previous --reason "..."`.
 Code: `plugins/nightshift/modeling/registry.py` (`rollback`).

@@ -5,7 +5,9 @@
     nightshift promotions --use-case <use case>
     nightshift retrain --use-case <use case> [--run-date YYYY-MM-DD]
 
-Each command prints what it did; a refused rollback exits 2 with the reason (and is audited).
+Each command prints what it did; a refused rollback or promotion exits 2 with the reason (and
+is audited). Alias moves hold the same registry lock as the Airflow DAGs: while another move
+holds it, a command waits up to ``--wait`` seconds, then exits 3 naming the holder.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--to", required=True, help="`previous` or a version number")
     rollback.add_argument("--reason", required=True, help="recorded in meta.model_promotions")
     rollback.add_argument("--force", action="store_true", help="allow a version that failed its gate")
+    rollback.add_argument("--wait", type=float, default=None,
+                          help="seconds to wait for the registry lock (default: registry.LOCK_TIMEOUT_SECONDS)")
     promotions = commands.add_parser("promotions", help="print the promotion audit trail")
     promotions.add_argument("--use-case", required=True)
     retrain = commands.add_parser("retrain", help="train, gate and register a challenger now")
     retrain.add_argument("--use-case", required=True)
     retrain.add_argument("--run-date", type=date.fromisoformat, default=None)
+    retrain.add_argument("--wait", type=float, default=None, help="seconds to wait for the registry lock")
     args = parser.parse_args(argv)
 
     from nightshift.modeling import registry
@@ -41,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rollback":
         try:
             moved = registry.rollback(settings, use_case_of(settings, args.use_case), args.to, args.reason,
-                                      force=args.force)
+                                      force=args.force, lock_timeout=args.wait)
         except registry.RollbackRefused as exc:
             print(f"rollback refused: {exc}", file=sys.stderr)
             return 2
+        except registry.RegistryBusy as exc:
+            print(f"rollback not done: {exc}", file=sys.stderr)
+            return 3
         print(f"champion of {moved['model_name']}: version {moved['from_version']} -> {moved['to_version']} "
               f"(audit event {moved['event_id']})")
         return 0
@@ -54,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from nightshift.modeling import retrain as retraining
 
-    result = retraining.retrain(settings, args.use_case, args.run_date or retraining.run_date_of(None), "manual")
+    try:
+        result = retraining.retrain(settings, args.use_case, args.run_date or retraining.run_date_of(None), "manual",
+                                    lock_timeout=args.wait)
+    except registry.ChampionMoved as exc:
+        print(f"promotion refused: {exc}", file=sys.stderr)
+        return 2
+    except registry.RegistryBusy as exc:
+        print(f"registration not done: {exc}", file=sys.stderr)
+        return 3
     print(json.dumps({k: v for k, v in result.items() if k != "report"}, default=str))
     print(retraining.gate_summary(result["report"]))
     return 0

@@ -28,11 +28,14 @@ def mlflow_settings(settings: Settings) -> Settings:
     return settings
 
 
-def log_candidate(settings: Settings, verdict: str, reasons: str = "") -> str:
-    """A trained, gated challenger run; returns its run id."""
+def log_candidate(settings: Settings, verdict: str, reasons: str = "", judged_against: str | None = "current") -> str:
+    """A trained, gated challenger run, judged against ``judged_against`` (default: the champion
+    now, as the evaluate step records it; None: no champion); returns its run id."""
     import mlflow
 
     use_case = retrain.use_case_of(settings, USE_CASE)
+    if judged_against == "current":
+        judged_against = champion(settings)
     experiment = registry.ensure_experiment(settings, use_case)
     rng = np.random.default_rng(len(reasons) + (verdict == "passed"))
     x = pd.DataFrame({"sessions_28d": rng.random(300), "support_tickets_28d": rng.random(300)})
@@ -46,6 +49,7 @@ def log_candidate(settings: Settings, verdict: str, reasons: str = "") -> str:
             "nightshift.feature_service": use_case.feature_service,
             "gate": verdict,
             "gate_reasons": reasons,
+            registry.EVALUATED_CHAMPION_TAG: judged_against or registry.NO_CHAMPION,
         })
         return run.info.run_id
 

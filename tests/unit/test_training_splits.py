@@ -1,5 +1,6 @@
 """Purged time splits, by known answer: no training or validation label is decided by an event of a
-later split, and the label model's contract is enforced before training."""
+later split, and the label model's contract is enforced before training. A read of the label or
+population model that fails is an error (the task retries), never "no data"."""
 
 from __future__ import annotations
 
@@ -80,3 +81,84 @@ def test_only_labels_known_by_the_start_of_the_run_date_are_used(settings) -> No
     _labels_world(settings, [_row(1, 0, 33), _row(2, 0, 34), _row(3, 1, 35)])
     known = training.known_labels(settings, use_case_of(settings, "churn"), DAY0 + timedelta(days=34))
     assert sorted(known["customer_id"]) == [1, 2], "known at the start of the run date counts; later does not"
+
+
+class FlakyWarehouse:
+    """The embedded warehouse, except that reads touching ``bad_day`` lose their connection (as a
+    Postgres read does when the server drops it): the warehouse's own ``WarehouseError``."""
+
+    def __init__(self, real, bad_day: date, table: str) -> None:  # noqa: ANN001 - a DuckDBWarehouse
+        self.real, self.bad_day, self.table = real, bad_day, table
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - everything else is the real warehouse
+        return getattr(self.real, name)
+
+    def _lost(self) -> None:
+        from nightshift.warehouse import WarehouseError
+
+        raise WarehouseError(f"cannot read {self.table}: server closed the connection unexpectedly")
+
+    def read(self, table: str, partition=None):  # noqa: ANN001, ANN201
+        if table == self.table:
+            self._lost()
+        return self.real.read(table, partition)
+
+    def read_range(self, table: str, column: str, first, last):  # noqa: ANN001, ANN201
+        if table == self.table and first <= self.bad_day <= last:
+            self._lost()
+        return self.real.read_range(table, column, first, last)
+
+
+def _population_world(settings, days_: int) -> None:  # noqa: ANN001 - Settings
+    """Labels (known 40 days later) and population rows of two customers on each of ``days_`` days."""
+    from nightshift.warehouse import PartitionWrite, Warehouse
+
+    _labels_world(settings, [_row(c, d, d + 40, label=c % 2) for d in range(days_) for c in (1, 2)])
+    Warehouse.from_uri(settings.warehouse_uri).replace_partitions([
+        PartitionWrite("populations.churn_population", {"as_of_date": DAY0 + timedelta(days=d)},
+                       pd.DataFrame({"customer_id": [1, 2]}))
+        for d in range(days_)
+    ])
+
+
+def _flaky(monkeypatch: pytest.MonkeyPatch, bad_day: date, table: str) -> None:
+    from nightshift.warehouse import Warehouse
+
+    real = Warehouse.from_uri
+    monkeypatch.setattr(Warehouse, "from_uri", staticmethod(lambda uri: FlakyWarehouse(real(uri), bad_day, table)))
+
+
+def test_a_population_read_that_fails_for_one_day_fails_the_retrain(settings, monkeypatch) -> None:  # noqa: ANN001
+    from nightshift.usecase import use_case_of
+    from nightshift.warehouse import WarehouseError
+
+    use_case = use_case_of(settings, "churn")
+    _population_world(settings, 10)
+    run_date = DAY0 + timedelta(days=60)
+    spine, _ = training.labelled_population(settings, use_case, run_date)
+    assert spine["as_of_date"].nunique() == 10
+
+    _flaky(monkeypatch, DAY0 + timedelta(days=4), use_case.population_table)
+    with pytest.raises(WarehouseError, match=r"populations.churn_population exists but cannot be read.*connection") as caught:
+        training.labelled_population(settings, use_case, run_date)
+    # train_challenger turns only TrainingDataError into "nothing to train on"; this must fail the task
+    assert not isinstance(caught.value, training.TrainingDataError)
+
+
+def test_a_label_read_that_fails_fails_the_retrain(settings, monkeypatch) -> None:  # noqa: ANN001
+    from nightshift.usecase import use_case_of
+    from nightshift.warehouse import WarehouseError
+
+    use_case = use_case_of(settings, "churn")
+    _population_world(settings, 3)
+    _flaky(monkeypatch, DAY0, use_case.label_table)
+    with pytest.raises(WarehouseError, match=r"labels.churn_labels exists but cannot be read") as caught:
+        training.build_training_set(settings, use_case, DAY0 + timedelta(days=60))
+    assert not isinstance(caught.value, training.TrainingDataError)
+
+
+def test_a_label_model_not_built_yet_is_missing_data_not_an_error(settings) -> None:  # noqa: ANN001
+    from nightshift.usecase import use_case_of
+
+    with pytest.raises(training.TrainingDataError, match=r"labels.churn_labels does not exist yet.*features_churn"):
+        training.known_labels(settings, use_case_of(settings, "churn"), DAY0 + timedelta(days=60))

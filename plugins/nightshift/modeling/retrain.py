@@ -246,7 +246,11 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
     """Judge the run's challenger against the current champion on the run's holdout.
 
     Logs the gate report (JSON and Markdown) and the champion's metrics to the run and tags
-    it ``gate=passed|failed``; returns the report as a dict.
+    it ``gate=passed|failed`` and with the champion version it was judged against (the register
+    step promotes only over that one); returns the report as a dict.
+
+    Raises:
+        RegistryUnavailable: the champion cannot be read (an MLflow error is never "no champion").
     """
     import mlflow
 
@@ -259,6 +263,7 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
     summary = {k: float(run.data.metrics.get(f"training.{k}", 0.0)) for k in ("rows", "positives", "label_std")}
     categorical = list(use_case.training.get("categorical", []))
 
+    judged_against = registry.NO_CHAMPION
     if run.data.tags.get("nightshift.trained") != "true":
         report = evaluation.GateReport(checks=evaluation.data_checks(summary, use_case.gate, use_case.task))
         if report.passed:  # the data problem was upstream of the checks (nothing to train on)
@@ -271,6 +276,7 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
         current = registry.champion_version(client, use_case.model_name)
         champion_score = None
         if current is not None:
+            judged_against = str(current.version)
             champion = mlflow.lightgbm.load_model(f"models:/{use_case.model_name}/{current.version}")
             champion_service = current.tags.get("feature_service", use_case.feature_service)
 
@@ -293,7 +299,8 @@ def evaluate_challenger(settings: Settings, use_case_name: str, run_id: str) -> 
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict(report.as_dict(), GATE_JSON)
         mlflow.log_text(report.to_markdown(), GATE_MARKDOWN)
-        mlflow.set_tags({"gate": report.verdict, "gate_reasons": "; ".join(report.reasons)[:4900] or "none"})
+        mlflow.set_tags({"gate": report.verdict, "gate_reasons": "; ".join(report.reasons)[:4900] or "none",
+                         registry.EVALUATED_CHAMPION_TAG: judged_against})
         mlflow.log_metrics(_flat_metrics(report))
     return report.as_dict()
 
@@ -325,58 +332,105 @@ def _metric_key(slice_name: str) -> str:
 
 
 def register_challenger(
-    settings: Settings, use_case_name: str, run_id: str, trigger: str, airflow_run_id: str | None
+    settings: Settings, use_case_name: str, run_id: str, trigger: str, airflow_run_id: str | None,
+    lock_timeout: float | None = None,
 ) -> dict[str, Any]:
     """Register the run's model (every trained challenger gets a version), tag it with the gate's
-    verdict, and move ``champion`` to it only when the gate passed. Every outcome is audited."""
+    verdict, and move ``champion`` to it only when the gate passed against the version that is
+    champion now. Every outcome is audited; all of it holds the registry lock.
+
+    Raises:
+        ChampionMoved: ``champion`` moved since the gate (a rollback, another retrain); the
+            version is registered, the refusal audited, and the message says what to do.
+        RegistryBusy: another alias move held the registry lock past ``lock_timeout`` seconds.
+    """
     from nightshift.modeling import registry
 
     use_case = use_case_of(settings, use_case_name)
+    model = use_case.model_name
     client = registry.connect(settings)
     run = client.get_run(run_id)
     verdict = run.data.tags.get("gate")
     if verdict not in ("passed", "failed"):
         raise RuntimeError(f"run {run_id} has no gate verdict: run the evaluate step first")
     reasons = run.data.tags.get("gate_reasons", "")
-    current = registry.champion_version(client, use_case.model_name)
-    current_version = None if current is None else str(current.version)
+    trained = run.data.tags.get("nightshift.trained") == "true"
+    judged = run.data.tags.get(registry.EVALUATED_CHAMPION_TAG)
+    if verdict == "passed" and trained and judged is None:
+        raise RuntimeError(f"run {run_id} passed a gate that did not record which champion it was judged against "
+                           f"(tag {registry.EVALUATED_CHAMPION_TAG}): clear the evaluate task to gate it again")
+    judged_version = None if judged in (None, registry.NO_CHAMPION) else judged
+    request = f"register run {run_id}"
 
-    version = None
-    if run.data.tags.get("nightshift.trained") == "true":
-        version = registry.register(client, use_case.model_name, run.data.tags["nightshift.model_uri"], run_id, {
-            "gate": verdict,
-            "gate_reasons": reasons,
-            "trigger": trigger,
-            "feature_service": run.data.tags["nightshift.feature_service"],
-            "training_window": f"{run.data.params.get('window.first_day')}..{run.data.params.get('window.last_day')}",
-            "airflow_run_id": airflow_run_id or "",
-        })
+    with registry.registry_lock(settings, f"register step of {model} (run {run_id})", lock_timeout):
+        finished = registry.reconcile(settings, client, model)
+        if finished is not None and finished["request"] == request:
+            return {"version": finished["to_version"], "promoted": True, "gate": verdict, "audit": finished["event_id"],
+                    "note": "audit row written on retry"}
+        current = registry.champion_version(client, model)
+        current_version = None if current is None else str(current.version)
 
-    if verdict == "passed" and version is not None:
-        if current_version == str(version.version):
-            return {"version": current_version, "promoted": False, "gate": verdict, "note": "already champion"}
-        event = registry.move_champion(settings, client, registry.AliasMove(
-            use_case.name, use_case.model_name, "promoted", current_version, str(version.version), trigger,
-            "gate passed" if current_version is None else f"gate passed against version {current_version}",
-            verdict, run_id, airflow_run_id,
-        ))
-        return {"version": str(version.version), "promoted": True, "gate": verdict, "audit": event["event_id"]}
-    event = registry.record(settings, registry.AliasMove(
-        use_case.name, use_case.model_name, "rejected", current_version,
-        None if version is None else str(version.version), trigger, reasons or "gate failed", verdict,
-        run_id, airflow_run_id,
-    ))
+        version = None
+        if trained:
+            version = registry.register(client, model, run.data.tags["nightshift.model_uri"], run_id, {
+                "gate": verdict,
+                "gate_reasons": reasons,
+                "trigger": trigger,
+                "feature_service": run.data.tags["nightshift.feature_service"],
+                "training_window": f"{run.data.params.get('window.first_day')}..{run.data.params.get('window.last_day')}",
+                "airflow_run_id": airflow_run_id or "",
+            })
+
+        if verdict == "passed" and version is not None:
+            if current_version == str(version.version):
+                return {"version": current_version, "promoted": False, "gate": verdict, "note": "already champion"}
+            if current_version != judged_version:
+                message = (
+                    f"not promoting version {version.version} of {model}: its gate passed against champion "
+                    f"{_version_text(judged_version)}, but champion is now {_version_text(current_version)} (it moved "
+                    f"since the evaluation, e.g. a rollback). Version {version.version} stays registered with gate=passed. "
+                    f"To judge it against {_version_text(current_version)}, clear this run's evaluate task (register "
+                    f"follows); to promote it anyway: nightshift rollback --use-case {use_case.name} --to "
+                    f"{version.version} --reason \"...\""
+                )
+                registry.record(settings, registry.AliasMove(
+                    use_case.name, model, "promotion_refused", current_version, str(version.version), trigger,
+                    message, verdict, run_id, airflow_run_id,
+                ))
+                raise registry.ChampionMoved(message)
+            event = registry.move_champion(settings, client, registry.AliasMove(
+                use_case.name, model, "promoted", current_version, str(version.version), trigger,
+                "gate passed" if current_version is None else f"gate passed against version {current_version}",
+                verdict, run_id, airflow_run_id,
+            ), request=request)
+            return {"version": str(version.version), "promoted": True, "gate": verdict, "audit": event["event_id"]}
+
+        trail = registry.audit_trail(settings, use_case.name)
+        earlier = trail[(trail["action"] == "rejected") & (trail["mlflow_run_id"] == run_id)] if len(trail) else trail
+        if len(earlier):  # a retried task: the decision is already on record
+            event_id = str(earlier.iloc[-1]["event_id"])
+        else:
+            event_id = registry.record(settings, registry.AliasMove(
+                use_case.name, model, "rejected", current_version,
+                None if version is None else str(version.version), trigger, reasons or "gate failed", verdict,
+                run_id, airflow_run_id,
+            ))["event_id"]
     return {"version": None if version is None else str(version.version), "promoted": False, "gate": verdict,
-            "reasons": reasons, "audit": event["event_id"]}
+            "reasons": reasons, "audit": event_id}
+
+
+def _version_text(version: str | None) -> str:
+    return "none (no champion)" if version is None else f"version {version}"
 
 
 def retrain(
-    settings: Settings, use_case_name: str, run_date: date, trigger: str = "manual", airflow_run_id: str | None = None
+    settings: Settings, use_case_name: str, run_date: date, trigger: str = "manual", airflow_run_id: str | None = None,
+    lock_timeout: float | None = None,
 ) -> dict[str, Any]:
     """All three steps in one call (the CLI, the demo's library checks and the tests)."""
     trained = train_challenger(settings, use_case_name, run_date, trigger)
     report = evaluate_challenger(settings, use_case_name, trained["run_id"])
-    registered = register_challenger(settings, use_case_name, trained["run_id"], trigger, airflow_run_id)
+    registered = register_challenger(settings, use_case_name, trained["run_id"], trigger, airflow_run_id, lock_timeout)
     return {"run_id": trained["run_id"], **registered, "report": report}
 
 

@@ -70,18 +70,21 @@ def known_labels(settings: Settings, use_case: UseCase, run_date: date) -> pd.Da
         LabelModelBroken: a label known before the end of its own day, or a key twice on a day;
             the message names the rows.
         TrainingDataError: the label model has not been built.
+        WarehouseError: the label model exists but cannot be read (the task fails and retries;
+            a failed read is never taken as "no labels").
     """
     import pandas as pd
 
-    from nightshift.warehouse import Warehouse, WarehouseError
+    from nightshift.modeling.reads import read_if_exists
+    from nightshift.warehouse import Warehouse
 
-    try:
-        labels = Warehouse.from_uri(settings.warehouse_uri).read(use_case.label_table)
-    except WarehouseError as exc:
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    labels = read_if_exists(warehouse, use_case.label_table, lambda: warehouse.read(use_case.label_table))
+    if labels is None:
         raise TrainingDataError(
-            f"label model {use_case.label_table} cannot be read ({exc}): run the `features_{use_case.name}` DAG "
+            f"label model {use_case.label_table} does not exist yet: run the `features_{use_case.name}` DAG "
             "(it builds the use case's dbt models) before retraining"
-        ) from exc
+        )
     missing = [c for c in [*use_case.key_columns, AS_OF_DATE, LABEL, LABEL_KNOWN_AT] if c not in labels.columns]
     if missing:
         raise LabelModelBroken(f"label model {use_case.label_table} lacks column(s) {missing}: it must give the keys "
@@ -120,10 +123,14 @@ def labelled_population(settings: Settings, use_case: UseCase, run_date: date) -
     Returns:
         ``<keys>, event_timestamp`` (end of the row's day), ``as_of_date`` and ``label``, sorted by
         day and keys, and the window it covers.
+    Raises:
+        TrainingDataError: no label known yet, or the population model does not exist yet.
+        WarehouseError: a model exists but cannot be read; no day is ever dropped for it.
     """
     import pandas as pd
 
-    from nightshift.warehouse import Warehouse, WarehouseError
+    from nightshift.modeling.reads import read_if_exists
+    from nightshift.warehouse import Warehouse
 
     labels = known_labels(settings, use_case, run_date)
     if labels.empty:
@@ -134,12 +141,12 @@ def labelled_population(settings: Settings, use_case: UseCase, run_date: date) -
         )
     days = sorted(labels[AS_OF_DATE].unique())[-int(use_case.training.get("window_days", 60)):]
     window = TrainingWindow(run_date, days[0], days[-1])
-    try:
-        population = Warehouse.from_uri(settings.warehouse_uri).read_range(
-            use_case.population_table, AS_OF_DATE, window.first_day, window.last_day)
-    except WarehouseError as exc:
-        raise TrainingDataError(f"population model {use_case.population_table} cannot be read ({exc}): run the "
-                                f"`features_{use_case.name}` DAG before retraining") from exc
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    population = read_if_exists(warehouse, use_case.population_table, lambda: warehouse.read_range(
+        use_case.population_table, AS_OF_DATE, window.first_day, window.last_day))
+    if population is None:
+        raise TrainingDataError(f"population model {use_case.population_table} does not exist yet: run the "
+                                f"`features_{use_case.name}` DAG before retraining")
     keys = [*use_case.key_columns, AS_OF_DATE]
     frame = _typed(population[keys].drop_duplicates(), use_case).merge(labels[[*keys, LABEL]], on=keys, how="inner")
     ends = {d: pd.Timestamp(end_of_day(d)) for d in frame[AS_OF_DATE].unique()}
