@@ -12,6 +12,11 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export GX_ANALYTICS_ENABLED := False
+# No telemetry from any process a recipe starts (dbt parse, `airflow standalone` and the Cosmos dbt
+# tasks it runs, dbt docs): nothing phones home and dbt writes no .user.yml cookie into dbt/.
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Some environments set this; with it every process recompiles Airflow and GX from source.
 unexport PYTHONDONTWRITEBYTECODE
@@ -21,7 +26,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # Cosmos renders the dbt task graph from this manifest instead of running dbt at parse time.
 MANIFEST := dbt/target/manifest.json
 $(MANIFEST): $(BIN)/.installed $(shell find dbt/models dbt/macros dbt/tests -type f) dbt/dbt_project.yml dbt/profiles.yml
-	cd dbt && DO_NOT_TRACK=1 NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt parse --profiles-dir . --quiet
+	cd dbt && NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt parse --profiles-dir . --quiet
 
 # The venv is rebuilt only when the lock or the package metadata change.
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -55,8 +60,8 @@ mlflow: $(BIN)/.installed
 
 # dbt's documentation site (models, grains, columns, tests, lineage) on the demo's warehouse.
 dbt-docs: $(BIN)/.installed
-	cd dbt && DO_NOT_TRACK=1 NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt docs generate --profiles-dir . --target-path $(STATE)/dbt-docs --quiet
-	cd dbt && DO_NOT_TRACK=1 ../$(BIN)/dbt docs serve --profiles-dir . --target-path $(STATE)/dbt-docs --port 8081
+	cd dbt && NIGHTSHIFT_WAREHOUSE_DIR=$(STATE)/warehouse ../$(BIN)/dbt docs generate --profiles-dir . --target-path $(STATE)/dbt-docs --quiet
+	cd dbt && ../$(BIN)/dbt docs serve --profiles-dir . --target-path $(STATE)/dbt-docs --port 8081
 
 # Regenerate the lock after editing requirements.in.
 lock: $(BIN)/.installed

@@ -3,29 +3,35 @@
 
 One DAG per use case (`score_<use case>`). Runs when the use case's features are fresh (Asset
 `features/<use case>`), or for any date by hand or as a backfill (`airflow backfill create`, or
-the UI): a backfilled day is scored exactly like a nightly one. Its daily interval (midnight UTC)
-is what gives backfills their dates; a scheduled run scores D only if the features-triggered
-run has not (and skips, saying so, while D's features have not landed).
+the UI): a backfilled day is scored exactly like a nightly one. Every day with features is scored:
+a run triggered by several `features/<use case>` events (features catching up after a late
+upstream) scores every day they name, each into its own partition. Its daily interval (midnight
+UTC) is what gives backfills their dates; a scheduled run is the safety net for its day D: it
+skips, naming the run and model version that scored D, once D has scores; otherwise it waits
+(reschedule mode, no worker held) until `scoring.wait_hours` (default 12) after the end of D,
+then scores D itself if D's features are there, or fails naming D and the `features_<use case>` DAG.
 
-1. **plan** resolves `models:/<model>@champion` to one version (pinned for the run), takes its
-   feature service from the version's `feature_service` tag and refuses clearly when no model
-   has passed the gate, when the model needs features its service does not serve, or when the
-   service has no features for D (run the `features_<use case>` DAG).
-2. **score_shard** (dynamic task mapping, one task per shard; `scoring.shards` in the use-case
-   file) scores the entities whose stable key hash falls in its shard, chunk by chunk, through
-   the same Feast point-in-time path training used.
-3. **publish** gathers the shards, adds decile (and band, for a binary task), checks scored +
-   errors = population, and replaces partition D of `predictions.<use case>_daily` and
-   `predictions.<use case>_errors` in one write, with the use case's own key columns. It emits
-   `predictions/<use case>`; a backfill's event says so, and monitoring never turns a backfill
-   into a retrain request.
-4. **marts** (dbt through Cosmos): `<use case>_predictions_latest`, `_predictions_history`,
+1. **days_to_score** decides the days (above).
+2. **plan** resolves `models:/<model>@champion` to one version (pinned for the run, for every
+   day), takes its feature service from the version's `feature_service` tag and refuses clearly
+   when no model has passed the gate, when the model needs features its service does not serve,
+   or when the service has no features for a day (run the `features_<use case>` DAG).
+3. **score_shard** (dynamic task mapping, one task per day and shard; `scoring.shards` in the
+   use-case file) scores the entities whose stable key hash falls in its shard, chunk by chunk,
+   through the same Feast point-in-time path training used, and stages them under the run's key
+   (run id, model version, alias): two runs for the same day never mix their shards.
+4. **publish** (one task per day) gathers the run's shards, adds decile (and band, for a binary
+   task), checks scored + errors = population, replaces partition D of
+   `predictions.<use case>_daily` and `predictions.<use case>_errors` in one write, with the use
+   case's own key columns, and drops the run's staging. It emits `predictions/<use case>` per day;
+   a backfill's event says so, and monitoring never turns a backfill into a retrain request.
+5. **marts** (dbt through Cosmos): `<use case>_predictions_latest`, `_predictions_history`,
    `_score_summary`, `_model_performance_daily` (realized, from the label model), with tests. A run with the param
    `build_marts: false` skips them (a long backfill rebuilds them on its last day only).
-5. **shadow** scores the `challenger` alias, when one exists, into `predictions.<use case>_shadow`
+6. **shadow** scores the `challenger` alias, when one exists, into `predictions.<use case>_shadow`
    (comparison only; nothing downstream reads it).
 
-6. **check_start_date** fails a run for a day before the use case's `start_date`.
+7. **check_start_date** fails a run for a day before the use case's `start_date`.
 
 Code: `plugins/nightshift/scoring/` (`planning`, `shards`, `publishing`); marts: `dbt/models/marts/<use case>/`.
 """
@@ -34,10 +40,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, PokeReturnValue, task
 from nightshift.airflow.assets import features_asset, predictions_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.airflow.guards import dag_start, start_date_guard
+from nightshift.scoring.planning import DEFAULT_WAIT_HOURS
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -49,13 +56,14 @@ for use_case_name, use_case in USE_CASES.items():
     with DAG(
         dag_id=f"score_{use_case_name}",
         # Nightly on fresh features; the daily interval gives backfills their dates (a scheduled
-        # run only scores a day the features-triggered run has not).
+        # run only scores a day nobody else has).
         schedule=AssetOrTimeSchedule(
             timetable=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"), assets=features_asset(use_case_name)
         ),
         start_date=dag_start(use_case.start_date),
         catchup=use_case.catchup,
-        max_active_runs=2,
+        # a scheduled run may wait for its day (scoring.wait_hours) beside the runs features trigger
+        max_active_runs=3,
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
         tags=["nightshift", "score", use_case_name],
         doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
@@ -66,44 +74,58 @@ for use_case_name, use_case in USE_CASES.items():
         },
     ):
 
-        @task
-        def plan(name: str, ds: str | None = None, triggering_asset_events: dict | None = None,
-                 dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
-            """The champion version, its feature service and the shard count for D."""
+        # The sensor's own deadline (scoring.wait_hours after the end of D) comes first; the timeout is a backstop.
+        @task.sensor(poke_interval=300, mode="reschedule", timeout=timedelta(
+            hours=float(use_case.scoring.get("wait_hours", DEFAULT_WAIT_HOURS)) + 24).total_seconds())
+        def days_to_score(name: str, ds: str | None = None, triggering_asset_events: dict | None = None,
+                          dag_run=None) -> PokeReturnValue:  # noqa: ANN001 - Airflow's DagRun
+            """Every day the features events name (or the run's day); a scheduled run scores its day only if
+            nobody did by the deadline."""
             from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-            from nightshift import days, features, scoring
+            from nightshift import days, scoring
 
-            settings = Settings.from_env()
-            day = days.candidate_days(ds, triggering_asset_events, key="feature_date")[0]
+            candidates = days.candidate_days(ds, triggering_asset_events, key="feature_date")
             scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
             try:
-                scoring_plan = scoring.plan(settings, name, day)
-            except features.FeatureDataMissing as exc:
-                if scheduled:
-                    raise AirflowSkipException(f"{exc} (the features-triggered run scores {day} when they land)") from exc
+                chosen = scoring.days_to_score(Settings.from_env(), name, candidates, scheduled)
+            except scoring.DayAlreadyScored as exc:
+                raise AirflowSkipException(str(exc)) from exc
+            except (scoring.DayNotScored, scoring.NoChampion, scoring.FeatureContractBroken) as exc:
                 raise AirflowFailException(str(exc)) from exc
-            except (scoring.NoChampion, scoring.FeatureContractBroken) as exc:
-                raise AirflowFailException(str(exc)) from exc
-            if scheduled and scoring.already_published(settings, scoring_plan):
-                raise AirflowSkipException(f"{day} is already scored by version {scoring_plan.model_version}")
-            return scoring_plan.as_dict()
+            return PokeReturnValue(is_done=chosen is not None, xcom_value=[d.isoformat() for d in chosen or []])
 
         @task
-        def shards(scoring_plan: dict) -> list[int]:
-            """One mapped scoring task per shard."""
-            return list(range(scoring_plan["shards"]))
+        def plan(name: str, day_list: list[str], dag_run=None) -> list[dict]:  # noqa: ANN001 - Airflow's DagRun
+            """For each day: the champion version (pinned for the run), its feature service and the shard count."""
+            from datetime import date
+
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from nightshift import features, scoring
+
+            try:
+                plans = scoring.plans_for(Settings.from_env(), name, [date.fromisoformat(d) for d in day_list],
+                                          airflow_run_id=dag_run.run_id)
+            except (features.FeatureDataMissing, scoring.NoChampion, scoring.FeatureContractBroken) as exc:
+                raise AirflowFailException(str(exc)) from exc
+            return [p.as_dict() for p in plans]
+
+        @task
+        def shards(plans: list[dict]) -> list[dict]:
+            """One mapped scoring task per day and shard."""
+            return [{"scoring_plan": p, "shard": shard} for p in plans for shard in range(p["shards"])]
 
         @task(max_active_tis_per_dagrun=8)
         def score_shard(scoring_plan: dict, shard: int) -> dict:
-            """Score one shard of D's population, in chunks; stage the result."""
+            """Score one shard of one day's population, in chunks; stage it under the run's key."""
             from nightshift import scoring
 
             return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard)
 
         @task(outlets=[predictions_asset(use_case_name)])
-        def publish(scoring_plan: dict, scored: list[dict], dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001
-            """Replace partition D of predictions.<use case>_daily and _errors with the staged shards."""
+        def publish(scoring_plan: dict, dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001
+            """Replace partition D of predictions.<use case>_daily and _errors with this run's staged shards."""
             from nightshift import scoring
 
             result = scoring.publish(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), dag_run.run_id)
@@ -129,7 +151,7 @@ for use_case_name, use_case in USE_CASES.items():
 
         @task
         def shadow(name: str, scoring_plan: dict, dag_run=None) -> dict:  # noqa: ANN001
-            """Score the `challenger` alias into predictions.shadow; skipped when there is none."""
+            """Score the `challenger` alias into predictions.<use case>_shadow; skipped when there is none."""
             from datetime import date
 
             from airflow.sdk.exceptions import AirflowSkipException
@@ -142,8 +164,9 @@ for use_case_name, use_case in USE_CASES.items():
                 raise AirflowSkipException("no `challenger` alias: nothing to shadow-score")
             return result
 
-        planned = plan(use_case_name)
-        published = publish(planned, score_shard.partial(scoring_plan=planned).expand(shard=shards(planned)))
+        planned = plan(use_case_name, days_to_score(use_case_name))
+        published = publish.expand(scoring_plan=planned)
+        score_shard.expand_kwargs(shards(planned)) >> published
         published >> marts_wanted() >> marts >> publish_marts()
-        published >> shadow(use_case_name, planned)
+        published >> shadow.partial(name=use_case_name).expand(scoring_plan=planned)
         start_date_guard(f"score_{use_case_name}", [use_case_name])

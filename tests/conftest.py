@@ -1,17 +1,23 @@
-"""Shared fixtures: an isolated Nightshift home per test, small CSV batches, and a real
-Airflow metadata DB with DAG runs in a child process (for end-to-end tests)."""
+"""Shared fixtures: an isolated Nightshift home per test, small CSV batches, a real Airflow
+metadata DB with DAG runs in a child process (for end-to-end tests), the one polling helper every
+wait goes through, and the check that skips (or, in CI, fails) production tests whose service is down."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlparse
 
 import pytest
 
@@ -48,15 +54,15 @@ def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point any in-process Airflow import at a throwaway home and this repo's DAGs."""
-    import os
+    """Point any in-process Airflow import at a throwaway home and this repo's DAGs; dbt run from
+    this process sends nothing and writes no cookie."""
     import tempfile
 
     from nightshift.airflow.runs import airflow_environment
 
     home = Path(tempfile.mkdtemp(prefix="nightshift-pytest-airflow-"))
     for key, value in airflow_environment(home).items():
-        if key.startswith(("AIRFLOW", "GX_")):
+        if key.startswith(("AIRFLOW", "GX_", "DBT_")) or key == "DO_NOT_TRACK":
             os.environ[key] = value
 
 
@@ -125,37 +131,116 @@ def airflow_harness(tmp_path_factory: pytest.TempPathFactory) -> AirflowHarness:
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def airflow_cli(env: dict[str, str], *args: str, attempts: int = 6) -> None:
-    """Run an airflow CLI command; SQLite is briefly locked while the scheduler writes.
+T = TypeVar("T")
 
-    A retried `backfill create` whose first attempt got as far as creating the backfill finds
-    it running: that is success.
+
+def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
+               interval: float = 2.0) -> T:
+    """Poll ``probe()`` until ``done`` holds for what it returns, for at most ``timeout`` seconds.
+
+    The one place a test waits: it prints what it waited for and how long it took, and on the
+    deadline fails with the last state it saw. Returns that state.
     """
-    import time
+    started = time.monotonic()
+    print(f"waiting up to {timeout:.0f}s for {what}", flush=True)
+    while True:
+        seen = probe()
+        elapsed = time.monotonic() - started
+        if done(seen):
+            print(f"{what}: done after {elapsed:.1f}s ({seen!r:.200})", flush=True)
+            return seen
+        if elapsed + interval > timeout:
+            raise AssertionError(f"gave up after {elapsed:.0f}s waiting for {what}; last seen: {seen!r:.2000}")
+        time.sleep(interval)
 
-    for attempt in range(attempts):
-        proc = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True)
-        if proc.returncode == 0 or (attempt and "AlreadyRunningBackfill" in proc.stderr + proc.stdout):
-            return
-        if attempt == attempts - 1:
+
+#: SQLite admits one writer: a CLI call made while the scheduler writes fails with this.
+SQLITE_LOCKED = "database is locked"
+
+
+def _run_cli(env: dict[str, str], args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["airflow", *args], env=env, capture_output=True, text=True)
+
+
+def airflow_cli(env: dict[str, str], *args: str, timeout: float = 120) -> None:
+    """Run an airflow CLI command until it succeeds; only a locked SQLite DB is retried (the
+    scheduler writes in bursts), any other failure fails the test with the command's output."""
+
+    def attempt() -> str:
+        proc = _run_cli(env, args)
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0 and SQLITE_LOCKED not in output:
             raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        time.sleep(5)
+        return "succeeded" if proc.returncode == 0 else f"exit {proc.returncode}: {SQLITE_LOCKED}"
+
+    wait_until(f"`airflow {' '.join(args)}` to succeed", attempt, lambda seen: seen == "succeeded", timeout)
+
+
+def _backfill_runs(db: Path, dag_id: str, start: date) -> int | None:
+    """The number of runs of the backfill of ``dag_id`` from ``start``, None when there is none."""
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+        row = con.execute(
+            "select b.id, (select count(*) from backfill_dag_run r where r.backfill_id = b.id) from backfill b "
+            "where b.dag_id = ? and substr(b.from_date, 1, 10) = ? order by b.id desc limit 1",
+            (dag_id, start.isoformat()),
+        ).fetchone()
+    return None if row is None else int(row[1])
+
+
+def create_backfill(env: dict[str, str], dag_id: str, start: date, end: date, *options: str,
+                    timeout: float = 120) -> None:
+    """``airflow backfill create`` of a daily DAG over [start, end], exactly once, as a user would.
+
+    With SQLite the CLI can fail on a lock after it has committed the backfill (Airflow commits it
+    before creating its runs). So before each attempt the metadata DB is asked whether the backfill
+    exists: then it is not submitted again, and it must hold one run per day.
+    """
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    args = ("backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(), "--to-date", end.isoformat(),
+            *options)
+
+    def attempt() -> int | None:
+        runs = _backfill_runs(db, dag_id, start)
+        if runs is not None:
+            return runs
+        proc = _run_cli(env, args)
+        if proc.returncode != 0 and SQLITE_LOCKED not in proc.stdout + proc.stderr:
+            raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        return _backfill_runs(db, dag_id, start) if proc.returncode == 0 else None
+
+    runs = wait_until(f"the backfill of {dag_id} {start}..{end} to be created", attempt, lambda n: n is not None, timeout)
+    days = (end - start).days + 1
+    assert runs == days, (f"the backfill of {dag_id} {start}..{end} holds {runs} runs, not {days}: a failed attempt "
+                          f"left it half made (see the `backfill` and `backfill_dag_run` tables in {db})")
+
+
+def _health(port: int) -> dict:
+    """Airflow's health report from its API server, or {} while it does not answer."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/api/v2/monitor/health", timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return {}
+
+
+def _standalone_ready(health: dict) -> bool:
+    parts = ("metadatabase", "scheduler", "dag_processor")
+    return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
 
 
 @contextlib.contextmanager
 def airflow_standalone(harness: AirflowHarness) -> Iterator[dict[str, str]]:
     """`airflow standalone` (scheduler, LocalExecutor, API server) on the harness's metadata DB;
-    yields the environment for CLI calls against it. Every process it started is killed after."""
-    import os
+    yields the environment for CLI calls against it once its API server reports the metadata DB,
+    the scheduler and the DAG processor healthy. Every process it started is killed after."""
     import signal
-    import time
 
     env = dict(harness.env)
     port = free_port()
@@ -167,7 +252,13 @@ def airflow_standalone(harness: AirflowHarness) -> Iterator[dict[str, str]]:
     log = (harness.home / "standalone.log").open("a")
     server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        time.sleep(20)
+        def probe() -> dict:
+            if server.poll() is not None:
+                raise AssertionError(f"airflow standalone exited ({server.returncode}):\n"
+                                     f"{(harness.home / 'standalone.log').read_text()[-3000:]}")
+            return _health(port)
+
+        wait_until(f"airflow standalone on port {port} to report healthy", probe, _standalone_ready, timeout=300)
         airflow_cli(env, "dags", "reserialize")
         yield env
     finally:
@@ -177,3 +268,79 @@ def airflow_standalone(harness: AirflowHarness) -> Iterator[dict[str, str]]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
         log.close()
+
+
+# --- production-profile services -------------------------------------------------------------
+
+#: Each service the `production` tests talk to: where (overridable) and how to start it (.ci/run does).
+SERVICES = {
+    "postgres": ("NIGHTSHIFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres",
+                 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start'),
+    "redis": ("NIGHTSHIFT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0",
+              'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'),
+}
+#: Set by CI: a production test whose service is down fails instead of being skipped.
+REQUIRE_SERVICES = "NIGHTSHIFT_REQUIRE_SERVICES"
+#: The fixture through which a test reaches each service.
+SERVICE_FIXTURES = {"postgres_url": "postgres", "redis_url": "redis"}
+
+
+def service_url(name: str) -> str:
+    """Where the tests reach ``name`` (``postgres``, ``redis``)."""
+    variable, default, _ = SERVICES[name]
+    return os.environ.get(variable) or default
+
+
+PG_ADMIN = service_url("postgres")
+
+
+#: Services checked in this session: name -> why it is down (None: it is up).
+_CHECKED: dict[str, str | None] = {}
+
+
+def service_down(name: str) -> str | None:
+    """Why ``name`` cannot be reached (nothing listens on its port), or None when it can; checked
+    once per session."""
+    if name not in _CHECKED:
+        url = urlparse(service_url(name))
+        try:
+            with socket.create_connection((url.hostname or "127.0.0.1", url.port), timeout=3):
+                _CHECKED[name] = None
+        except OSError as exc:
+            _CHECKED[name] = f"{name} is not reachable at {url.hostname}:{url.port} ({exc.strerror or exc})"
+    return _CHECKED[name]
+
+
+def services_of(item: pytest.Item) -> list[str]:
+    """The services a production test needs: the marker's arguments, else those of its fixtures."""
+    marker = item.get_closest_marker("production")
+    if marker is None:
+        return []
+    if marker.args:
+        return list(marker.args)
+    return sorted({SERVICE_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in SERVICE_FIXTURES})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a production test whose service is down, saying how to start it; fail it when
+    NIGHTSHIFT_REQUIRE_SERVICES=1 (CI starts the services and must run these tests)."""
+    down = [(name, reason) for name in services_of(item) if (reason := service_down(name))]
+    if not down:
+        return
+    message = "; ".join(f"{reason}. Start it with: {SERVICES[name][2]}" for name, reason in down)
+    message += " (or run .ci/run, which starts both and runs `make test`)"
+    if os.environ.get(REQUIRE_SERVICES) == "1":
+        pytest.fail(f"{message}. {REQUIRE_SERVICES}=1: the production tests must run here.", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One paragraph naming each production service that was down and how to start it."""
+    down = {name: reason for name, reason in _CHECKED.items() if reason}
+    if down:
+        verdict = "failed" if os.environ.get(REQUIRE_SERVICES) == "1" else "skipped"
+        terminalreporter.section("production services")
+        for name, reason in down.items():
+            terminalreporter.write_line(f"{reason}: the tests that need it were {verdict}. Start it with: {SERVICES[name][2]}")
+        terminalreporter.write_line(".ci/run starts both, then runs `make test`.")

@@ -86,7 +86,12 @@ class Settings:
         return PROJECT_ROOT / "feature_repo" / name
 
     def profile_variables(self) -> dict[str, str]:
-        """Variables that dbt's profiles.yml and Feast's feature_store.yaml are written against."""
+        """Variables that dbt's profiles.yml and Feast's feature_store.yaml are written against.
+
+        In production they hold the warehouse password (``NIGHTSHIFT_PG_PASSWORD``): give them
+        to a process's environment when it runs, never to anything a DAG keeps (an operator
+        argument, a template field), which Airflow serializes and shows in its UI.
+        """
         variables = {
             "NIGHTSHIFT_HOME": str(self.home),
             "NIGHTSHIFT_WAREHOUSE_DIR": str(self.warehouse_dir),

@@ -671,11 +671,14 @@ class PostgresWarehouse(Warehouse):
         con = self._connect()
         try:
             with con.cursor() as cur:
-                cur.execute(
-                    "select table_schema || '.' || table_name from information_schema.tables "
-                    "where table_schema not in ('pg_catalog', 'information_schema') order by 1"
-                )
-                return [r[0] for r in cur.fetchall()]
+                try:
+                    cur.execute(
+                        "select table_schema || '.' || table_name from information_schema.tables "
+                        "where table_schema not in ('pg_catalog', 'information_schema') order by 1"
+                    )
+                    return [r[0] for r in cur.fetchall()]
+                except Exception as exc:
+                    raise WarehouseError(f"cannot list the warehouse's tables: {exc}; the task will retry") from exc
         finally:
             con.close()
 

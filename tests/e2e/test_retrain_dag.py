@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from nightshift.modeling import registry, retrain
 from nightshift.demo.churn_data import DatagenSpec
 from nightshift.warehouse import predictions_table
-from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
+from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone, create_backfill, wait_until
 from tests.unit.test_features import World, build_world
 
 pytestmark = pytest.mark.e2e
@@ -84,22 +83,22 @@ def predictions(world: World, day: date):
     return frame.sort_values("customer_id", ignore_index=True)
 
 
+def backfill_states(db: Path) -> list[str]:
+    """The state of each backfill run of score_churn in Airflow's metadata DB."""
+    with sqlite3.connect(db, timeout=30) as con:
+        return [s for (s,) in con.execute(
+            "select state from dag_run where dag_id = 'score_churn' and run_type = 'backfill' order by logical_date")]
+
+
 def test_nightly_scoring_marts_and_a_backfill_equal_to_it(airflow_harness: AirflowHarness, history: World) -> None:
     # first a backfill of two days under the real scheduler and LocalExecutor, as a user would make it
     db = airflow_harness.home / "airflow" / "airflow.db"
     with airflow_standalone(airflow_harness) as env:
         # unpaused, its daily interval also starts a scheduled run for yesterday, which skips: no features
         airflow_cli(env, "dags", "unpause", "score_churn")
-        airflow_cli(env, "backfill", "create", "--dag-id", "score_churn", "--from-date", BACKFILLED_DAYS[0].isoformat(),
-                    "--to-date", BACKFILLED_DAYS[-1].isoformat(), "--run-on-latest-version")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            with sqlite3.connect(db) as con:
-                states = [s for (s,) in con.execute(
-                    "select state from dag_run where dag_id = 'score_churn' and run_type = 'backfill'").fetchall()]
-            if len(states) == 2 and all(s in ("success", "failed") for s in states):
-                break
-            time.sleep(5)
+        create_backfill(env, "score_churn", BACKFILLED_DAYS[0], BACKFILLED_DAYS[-1], "--run-on-latest-version")
+        states = wait_until("the two backfill runs of score_churn to finish", lambda: backfill_states(db),
+                            lambda seen: len(seen) == 2 and all(s in ("success", "failed") for s in seen), timeout=600)
         assert states == ["success", "success"], open(airflow_harness.home / "standalone.log").read()[-3000:]
     backfilled = {day: predictions(history, day) for day in BACKFILLED_DAYS}
     for day, frame in backfilled.items():

@@ -9,7 +9,6 @@ the skew check), which must all succeed alongside it.
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import date
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from nightshift.demo.churn_data import DatagenSpec, write_landing
 from nightshift.warehouse import FEATURE_SKEW, VALIDATION_RUNS, Warehouse
-from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone
+from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone, create_backfill, wait_until
 
 pytestmark = pytest.mark.e2e
 START, END = date(2026, 1, 1), date(2026, 1, 4)
@@ -25,13 +24,13 @@ INGEST = ("ingest_customers", "ingest_activity", "ingest_cancellations")
 
 
 def _backfill_states(db: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(db, timeout=30) as con:
         rows = con.execute("select logical_date, state from dag_run where run_type = 'backfill' order by logical_date").fetchall()
     return [(str(d)[:10], s) for d, s in rows]
 
 
 def _triggered_states(db: Path, dag_id: str) -> list[str]:
-    with sqlite3.connect(db) as con:
+    with sqlite3.connect(db, timeout=30) as con:
         rows = con.execute("select state from dag_run where dag_id = ? and run_type = 'asset_triggered' order by id", (dag_id,))
         return [state for (state,) in rows.fetchall()]
 
@@ -42,23 +41,16 @@ def test_backfill_under_standalone_runs_tasks_in_parallel_without_collisions(air
         for dag_id in (*INGEST, "features_churn"):
             airflow_cli(env, "dags", "unpause", dag_id)
         for dag_id in INGEST:
-            airflow_cli(env, "backfill", "create", "--dag-id", dag_id, "--from-date", START.isoformat(),
-                        "--to-date", END.isoformat(), "--max-active-runs", "4", "--run-on-latest-version")
+            create_backfill(env, dag_id, START, END, "--max-active-runs", "4", "--run-on-latest-version")
         db = airflow_harness.home / "airflow" / "airflow.db"
-        deadline = time.monotonic() + 420
-        while time.monotonic() < deadline:
-            states = _backfill_states(db)
-            if len(states) == 12 and all(s in ("success", "failed") for _, s in states):
-                break
-            time.sleep(5)
-        assert _backfill_states(db) == [(f"2026-01-0{i}", "success") for i in range(1, 5) for _ in INGEST]
+        states = wait_until("the 12 ingest backfill runs to finish", lambda: _backfill_states(db),
+                            lambda seen: len(seen) == 12 and all(s in ("success", "failed") for _, s in seen), timeout=420)
+        assert states == [(f"2026-01-0{i}", "success") for i in range(1, 5) for _ in INGEST]
         # the raw/<source> Assets trigger features runs; wait until none is queued or running
-        while time.monotonic() < deadline + 480:
-            features_states = _triggered_states(db, "features_churn")
-            if features_states and all(s in ("success", "failed") for s in features_states):
-                break
-            time.sleep(5)
-        assert features_states and set(features_states) == {"success"}, f"features runs: {features_states}"
+        features_states = wait_until(
+            "the asset-triggered features_churn runs to finish", lambda: _triggered_states(db, "features_churn"),
+            lambda seen: bool(seen) and all(s in ("success", "failed") for s in seen), timeout=480)
+        assert set(features_states) == {"success"}, f"features runs: {features_states}"
 
     runs = Warehouse.from_uri(airflow_harness.settings.warehouse_uri).read(VALIDATION_RUNS)
     assert len(runs) == 12, "three sources x four days, each written once"

@@ -1,15 +1,17 @@
-"""Production-profile services over real connections: Postgres on 127.0.0.1:5432 and an S3
-endpoint served by moto's server mode on 127.0.0.1, reached through boto3 as AWS would be."""
+"""Production-profile services over real connections: Postgres (127.0.0.1:5432, or
+``NIGHTSHIFT_TEST_POSTGRES_URL``) and an S3 endpoint served by moto's server mode on 127.0.0.1,
+reached through boto3 as AWS would be. A test whose service is down is skipped with the command
+that starts it, or fails under ``NIGHTSHIFT_REQUIRE_SERVICES=1`` (see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlparse
 
 import pytest
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.conftest import PG_ADMIN, free_port
 
 
 @pytest.fixture
@@ -23,17 +25,11 @@ def postgres_url() -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(f"create database {name}")
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield urlparse(PG_ADMIN)._replace(path=f"/{name}").geturl()
     finally:
         with admin.cursor() as cur:
             cur.execute(f"drop database if exists {name} with (force)")
         admin.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +37,7 @@ def s3_server() -> Iterator[dict[str, str]]:
     """A real HTTP S3 endpoint (moto server mode); yields the AWS_* variables to reach it."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:

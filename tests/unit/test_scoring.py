@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -15,12 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from nightshift import features, scoring
+from nightshift import days, features, scoring
 from nightshift.modeling import inputs, registry
 from nightshift.usecase import use_case_of
 from nightshift.settings import Settings
 from nightshift.warehouse import (
-    PartitionWrite, Warehouse, prediction_errors_table, predictions_table, raw_table, shadow_predictions_table,
+    PartitionWrite, Warehouse, WarehouseError, prediction_errors_table, predictions_table, raw_table,
+    scoring_staging_tables, shadow_predictions_table,
 )
 from tests.unit.test_features import LAST, START, World, build_world, customers_on, spine
 
@@ -32,7 +36,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield from build_world(tmp_path_factory.mktemp("scoring_world"))
 
 
-def register_model(settings: Settings, alias: str, extra_feature: str | None = None, seed: int = 0) -> str:
+def register_model(settings: Settings, alias: str, extra_feature: str | None = None, seed: int = 0,
+                   rounds: int = 20) -> str:
     """A LightGBM on the world's churn_v1 features, registered and given ``alias``; returns its version."""
     import mlflow
 
@@ -46,7 +51,7 @@ def register_model(settings: Settings, alias: str, extra_feature: str | None = N
     labels = (frame["sessions_28d"].fillna(0) < frame["sessions_28d"].median()).astype(int)
     categorical = use_case.training["categorical"]
     booster = lgb.train({"objective": "binary", "verbosity": -1, "seed": seed, "min_data_in_leaf": 5},
-                        lgb.Dataset(inputs.model_input(frame, names, categorical), labels), 20)
+                        lgb.Dataset(inputs.model_input(frame, names, categorical), labels), rounds)
     client = registry.connect(settings)
     experiment = registry.ensure_experiment(settings, use_case)
     with mlflow.start_run(experiment_id=experiment) as run:
@@ -250,3 +255,124 @@ def test_already_published_tells_whether_the_day_holds_this_versions_scores(worl
     assert scoring.already_published(world.settings, plan)
     assert not scoring.already_published(world.settings, dataclasses.replace(plan, model_version="999"))
     assert not scoring.already_published(world.settings, dataclasses.replace(plan, scoring_date="2025-12-01"))
+
+
+# --- which days a run scores (every day with features, exactly once) ----------------------------
+
+MIDDLE = START + timedelta(days=1)
+
+
+def score_dag_tasks() -> dict[str, Callable[..., Any]]:
+    """The Python callables of the `score_churn` DAG's tasks, as Airflow would call them."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from nightshift.settings import PROJECT_ROOT
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "score.py"))
+    assert not bag.import_errors, bag.import_errors
+    tasks = bag.dags["score_churn"].task_dict
+    return {task_id: getattr(task, "python_callable", None) or task.partial_kwargs["python_callable"]
+            for task_id, task in tasks.items() if task_id in ("days_to_score", "plan", "shards", "score_shard", "publish")}
+
+
+def test_a_run_triggered_for_several_feature_days_scores_every_day(world: World, champion: str) -> None:
+    # features caught up three days after a late upstream; Airflow merged their events into one run
+    for day in (START, MIDDLE, LAST):
+        world.warehouse.drop_partitions(PREDICTIONS, {"scoring_date": day})
+    events = {"features/churn": [SimpleNamespace(extra={"feature_date": str(d)}) for d in (LAST, START, MIDDLE)]}
+    run = SimpleNamespace(run_id="asset_triggered__catch_up", run_type="asset_triggered")
+    task = score_dag_tasks()
+
+    poke = task["days_to_score"]("churn", ds=None, triggering_asset_events=events, dag_run=run)
+    assert poke.is_done and poke.xcom_value == [str(START), str(MIDDLE), str(LAST)], "every day, oldest first"
+    plans = task["plan"]("churn", poke.xcom_value, dag_run=run)
+    assert {p["model_version"] for p in plans} == {champion}, "one version pinned for every day of the run"
+    for kwargs in task["shards"](plans):
+        task["score_shard"](**kwargs)
+    outlet_events: dict = defaultdict(SimpleNamespace)
+    emitted = []
+    for scoring_plan in plans:
+        task["publish"](scoring_plan, dag_run=run, outlet_events=outlet_events)
+        emitted.append(next(iter(outlet_events.values())).extra["scoring_date"])
+
+    assert emitted == [str(START), str(MIDDLE), str(LAST)], "one predictions event per day"
+    for day in (START, MIDDLE, LAST):
+        scores = world.warehouse.read(PREDICTIONS, {"scoring_date": day})
+        assert sorted(scores["customer_id"]) == customers_on(world, day), f"{day} is scored"
+        assert set(scores["airflow_run_id"]) == {run.run_id} and set(scores["model_version"]) == {champion}
+
+
+def test_a_scheduled_run_skips_a_scored_day_naming_the_run_and_version(world: World, champion: str) -> None:
+    scoring.score_day(world.settings, "churn", LAST, airflow_run_id="asset_triggered__features_of_the_day")
+    with pytest.raises(scoring.DayAlreadyScored, match=rf"{LAST} is already scored for churn: predictions.churn_daily "
+                       rf"holds model version {champion} from run asset_triggered__features_of_the_day"):
+        scoring.days_to_score(world.settings, "churn", [LAST], scheduled=True)
+
+
+def test_a_scheduled_run_waits_for_missing_features_then_fails_naming_the_day(world: World, champion: str,
+                                                                               tmp_path: Path) -> None:
+    later = LAST + timedelta(days=1)  # ingested and built for nobody: its features never landed
+    use_case = use_case_of(world.settings, "churn")
+    deadline = scoring.scoring_deadline(use_case, later)
+    assert deadline == days.end_of_day(later) + timedelta(hours=12), "default scoring.wait_hours"
+
+    assert scoring.days_to_score(world.settings, "churn", [later], scheduled=True,
+                                 now=deadline - timedelta(minutes=1)) is None, "waits (reschedule) until the deadline"
+    with pytest.raises(scoring.DayNotScored, match=rf"churn {later} was not scored: no run scored it by "
+                       rf"{deadline:%Y-%m-%d %H:%M} UTC.*Run the `features_churn` DAG for {later}"):
+        scoring.days_to_score(world.settings, "churn", [later], scheduled=True, now=deadline)
+
+    sooner = with_config(world.settings, tmp_path, wait_hours=2)
+    assert scoring.scoring_deadline(use_case_of(sooner, "churn"), later) == days.end_of_day(later) + timedelta(hours=2)
+    with pytest.raises(scoring.DayNotScored):
+        scoring.days_to_score(sooner, "churn", [later], scheduled=True, now=days.end_of_day(later) + timedelta(hours=2))
+
+
+def test_a_scheduled_run_scores_a_day_nobody_scored_by_the_deadline(world: World, champion: str) -> None:
+    world.warehouse.drop_partitions(PREDICTIONS, {"scoring_date": MIDDLE})  # its features-triggered run never came
+    deadline = scoring.scoring_deadline(use_case_of(world.settings, "churn"), MIDDLE)
+    assert scoring.days_to_score(world.settings, "churn", [MIDDLE], scheduled=True,
+                                 now=deadline - timedelta(hours=1)) is None, "the features-triggered run may still come"
+    assert scoring.days_to_score(world.settings, "churn", [MIDDLE], scheduled=True, now=deadline) == [MIDDLE]
+    assert scoring.days_to_score(world.settings, "churn", [MIDDLE], scheduled=False) == [MIDDLE], "by hand: at once"
+
+
+# --- concurrent runs for one day -------------------------------------------------------------------
+
+
+def test_two_runs_for_one_day_publish_only_their_own_scores(world: World, champion: str, tmp_path: Path) -> None:
+    settings = with_config(world.settings, tmp_path, shards=2)
+    client = registry.connect(settings)
+    scoring.score_day(settings, "churn", LAST)
+    alone_first = published(world)
+    first = scoring.plan(settings, "churn", LAST, airflow_run_id="backfill__2026-01-03")
+    other = register_model(settings, "champion", rounds=3)  # the alias moves: a later manual run scores with it
+    try:
+        scoring.score_day(settings, "churn", LAST)
+        alone_second = published(world)
+        second = scoring.plan(settings, "churn", LAST, airflow_run_id="manual__2026-01-03")
+        assert (first.model_version, second.model_version) == (champion, other)
+        assert first.run_key != second.run_key == scoring.run_key_of("manual__2026-01-03", other, "champion")
+        assert not np.allclose(alone_first["score"], alone_second["score"]), "two models that score differently"
+
+        # both runs stage every shard of the same day before either publishes
+        for shard in range(2):
+            scoring.score_shard(settings, first, shard)
+            scoring.score_shard(settings, second, shard)
+        scoring.publish(settings, first)
+        by_first = published(world)
+        assert scoring.publish(settings, first)["already_published"], "a retried publish of the same run is a no-op"
+        scoring.publish(settings, second)
+        by_second = published(world)
+    finally:
+        client.set_registered_model_alias("churn", "champion", champion)
+
+    for result, alone, scoring_plan in ((by_first, alone_first, first), (by_second, alone_second, second)):
+        assert set(result["airflow_run_id"]) == {scoring_plan.airflow_run_id}
+        assert set(result["model_version"]) == {scoring_plan.model_version}
+        pd.testing.assert_frame_equal(result.drop(columns=LINEAGE), alone.drop(columns=LINEAGE))
+    for scoring_plan in (first, second):
+        for table in scoring_staging_tables("churn"):
+            for shard in range(2):
+                with pytest.raises(WarehouseError, match="has no partition"):
+                    world.warehouse.read(table, scoring_plan.staging_partition(shard))

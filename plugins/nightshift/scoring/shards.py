@@ -1,4 +1,5 @@
-"""Step 2 of a scoring run: score one shard of D's spine, chunk by chunk, and stage the result.
+"""Step 2 of a scoring run: score one shard of D's spine, chunk by chunk, and stage the result
+under the run's key (:meth:`~nightshift.scoring.planning.ScoringPlan.staging_partition`).
 
 Features come through :func:`nightshift.features.training_frame`, the same point-in-time path
 training used; LightGBM scores with its native missing-value handling.
@@ -67,7 +68,7 @@ def score_shard(settings: Settings, scoring_plan: ScoringPlan, shard: int) -> di
         score=pd.Series(dtype="float64"), features_missing=pd.Series(dtype="int64"))
     failed = pd.concat(errors, ignore_index=True) if errors else empty.assign(reason=pd.Series(dtype="string"))
     staged_scores, staged_errors = scoring_staging_tables(use_case.name)
-    partition = {"scoring_date": day, "alias": scoring_plan.alias, "shard": shard}
+    partition = scoring_plan.staging_partition(shard)  # keyed by the run: another run's shards stay apart
     Warehouse.from_uri(settings.warehouse_uri).replace_partitions([
         PartitionWrite(staged_scores, partition, result.astype(use_case.key_dtypes)),
         PartitionWrite(staged_errors, partition, failed.astype({**use_case.key_dtypes, "reason": "string"})),
