@@ -17,7 +17,8 @@ ingested for a day (Assets `raw/<source>`), or by hand / backfill for logical da
    in time chunks, resuming from the last finished chunk after a failure.
 5. **skew_check** compares online values with offline point-in-time values for a sample of
    the day's population, records them in `monitoring.feature_skew`, fails loudly above the
-   use case's threshold, and emits `features/<use case>`.
+   use case's threshold, and emits `features/<use case>`, naming D and every earlier day this
+   run's events named that is ready too (days that landed together are all scored).
 6. **check_start_date** fails a run for a day before the use case's `start_date`.
 
 Code: `plugins/nightshift/features/` (`store`, `readiness`, `skew`, `dbt_project`); models: `dbt/`;
@@ -91,21 +92,28 @@ for use_case_name, use_case in USE_CASES.items():
             return asdict(features.materialize(Settings.from_env(), date.fromisoformat(day), views))
 
         @task(task_id="skew_check", outlets=[features_asset(use_case_name)])
-        def skew_check(name: str, day: str, outlet_events: dict | None = None) -> dict:
+        def skew_check(name: str, day: str, ds: str | None = None, triggering_asset_events: dict | None = None,
+                       outlet_events: dict | None = None) -> dict:
             """Online vs offline point-in-time values for a sample of D's population."""
             from dataclasses import asdict
             from datetime import date
 
             from airflow.sdk.exceptions import AirflowFailException
 
-            from nightshift import features
+            from nightshift import days, features
+            from nightshift.usecase import use_case_of
 
+            settings = Settings.from_env()
             try:
-                report = asdict(features.check_skew(Settings.from_env(), name, date.fromisoformat(day)))
+                report = asdict(features.check_skew(settings, name, date.fromisoformat(day)))
             except features.SkewDetected as exc:
                 raise AirflowFailException(str(exc)) from exc
-            # the score DAG learns which day it is for from the event
-            outlet_events[features_asset(name)].extra = {"feature_date": day}
+            # the score DAG learns from the event which days it is for: D, and every earlier day this
+            # run's events named that is now ready too (several days landed at once after a late upstream)
+            ready = features.ready_days(settings, use_case_of(settings, name),
+                                        days.candidate_days(ds, triggering_asset_events), date.fromisoformat(day))
+            outlet_events[features_asset(name)].extra = {
+                "feature_date": day, "feature_dates": sorted({day, *(d.isoformat() for d in ready)})}
             return report
 
         day = check_raw_data(use_case_name)

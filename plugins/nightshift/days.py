@@ -19,15 +19,16 @@ def candidate_days(ds: str | None, triggering_asset_events: Any = None, key: str
     """The days a run may be for, latest first.
 
     An Asset-triggered run: every day its triggering events reported under ``key``
-    (``batch_date`` from ingest, ``feature_date`` from features). A run started by hand or by
-    a backfill: its logical date.
+    (``batch_date`` from ingest, ``feature_date`` from features), and every day of a list under
+    ``key + "s"`` (a features run that made several days ready announces them all). A run
+    started by hand or by a backfill: its logical date.
     """
-    days = {
-        date.fromisoformat(str(event.extra[key]))
-        for events in (triggering_asset_events or {}).values()
-        for event in events
-        if (getattr(event, "extra", None) or {}).get(key)
-    }
+    days: set[date] = set()
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            extra = getattr(event, "extra", None) or {}
+            named = [extra[key]] if extra.get(key) else []
+            days.update(date.fromisoformat(str(d)) for d in [*named, *(extra.get(f"{key}s") or [])])
     if days:
         return sorted(days, reverse=True)
     if not ds:

@@ -401,3 +401,32 @@ def test_resolve_day_takes_the_latest_day_every_source_finished(world: World) ->
         f"no raw data for ['activity', 'cancellations', 'customers'] on {later} (use case churn): run the "
         f"`ingest_activity`, `ingest_cancellations`, `ingest_customers` DAG for {later} first"
     )
+
+
+def test_a_features_run_for_several_landed_days_announces_every_ready_day(world: World) -> None:
+    """A late upstream lands three days at once: their ingest events merge into one features run,
+    which builds D (the latest) and announces every ready day, so scoring scores each of them."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from nightshift.settings import PROJECT_ROOT
+
+    later = LAST + timedelta(days=1)  # named by an event, but not every source has landed it
+    events = {f"raw/{source}": [FakeEvent({"batch_date": str(START + timedelta(days=i))}) for i in range(DAYS)]
+              for source in SOURCES}
+    events["raw/activity"].append(FakeEvent({"batch_date": str(later)}))
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "features.py"))
+    assert not bag.import_errors, bag.import_errors
+    skew_check = bag.dags["features_churn"].task_dict["skew_check"].python_callable
+    outlet_events: dict = defaultdict(SimpleNamespace)
+
+    skew_check("churn", str(LAST), ds=None, triggering_asset_events=events, outlet_events=outlet_events)
+
+    extra = next(iter(outlet_events.values())).extra
+    every_day = [str(START + timedelta(days=i)) for i in range(DAYS)]
+    assert extra == {"feature_date": str(LAST), "feature_dates": every_day}
+    # and the score DAG reads every one of them from the event
+    assert days.candidate_days(None, {"features/churn": [FakeEvent(extra)]}, key="feature_date") == [
+        date.fromisoformat(d) for d in reversed(every_day)]

@@ -14,6 +14,24 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def ready_days(settings: Settings, use_case: UseCase, candidates: list[date], built: date) -> list[date]:
+    """The candidate days up to ``built`` whose every source has an ingested partition, oldest first.
+
+    A features run builds every day's rows (dbt) and materializes up to ``built``; each of these
+    days now has features, so the run announces them all: after a late upstream, several days
+    become ready at once and each must be scored.
+    """
+    return sorted(day for day in set(candidates) if day <= built and _complete(settings, use_case, day))
+
+
+def _complete(settings: Settings, use_case: UseCase, day: date) -> bool:
+    try:
+        resolve_day(settings, use_case, [day])
+    except FeatureDataMissing:
+        return False
+    return True
+
+
 def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -> date:
     """The latest candidate day for which every source of ``use_case`` has an ingested partition.
 
