@@ -108,12 +108,10 @@ for use_case_name, use_case in USE_CASES.items():
                 report = asdict(features.check_skew(settings, name, date.fromisoformat(day)))
             except features.SkewDetected as exc:
                 raise AirflowFailException(str(exc)) from exc
-            # the score DAG learns from the event which days it is for: D, and every earlier day this
-            # run's events named that is now ready too (several days landed at once after a late upstream)
-            ready = features.ready_days(settings, use_case_of(settings, name),
-                                        days.candidate_days(ds, triggering_asset_events), date.fromisoformat(day))
-            outlet_events[features_asset(name)].extra = {
-                "feature_date": day, "feature_dates": sorted({day, *(d.isoformat() for d in ready)})}
+            # the score DAG learns from the event which days it is for (several may have landed at once)
+            outlet_events[features_asset(name)].extra = features.features_event(
+                settings, use_case_of(settings, name), date.fromisoformat(day),
+                days.candidate_days(ds, triggering_asset_events))
             return report
 
         day = check_raw_data(use_case_name)

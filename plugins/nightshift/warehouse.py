@@ -98,6 +98,14 @@ class WarehouseError(RuntimeError):
     """The warehouse could not be reached or written; the message says what to do."""
 
 
+class TableMissing(WarehouseError):
+    """The table, or the partition asked for, has not been written yet: no data, not a failure.
+
+    Every other ``WarehouseError`` (a lost connection, a broken file) is a failure: callers that
+    treat "nothing there yet" as data catch this one only.
+    """
+
+
 class Warehouse(ABC):
     """Partitioned tables, written by whole-partition replacement."""
 
@@ -389,11 +397,11 @@ class DuckDBWarehouse(Warehouse):
         with self._reading():
             if path is not None:
                 if not path.exists():
-                    raise WarehouseError(f"{table} has no partition {dict(partition or {})} (looked for {path})")
+                    raise TableMissing(f"{table} has no partition {dict(partition or {})} (looked for {path})")
                 source = f"read_parquet({_sql_text(str(path))})"
             else:
                 if not self._has_rows(table):
-                    raise WarehouseError(f"{table} does not exist yet in {self.root}")
+                    raise TableMissing(f"{table} does not exist yet in {self.root}")
                 source = self._scan(table)
             with duckdb.connect() as con:
                 return _without_placeholder_rows(con.sql(f"select * from {source}").df())
@@ -404,7 +412,7 @@ class DuckDBWarehouse(Warehouse):
         where = f"{_quoted(_check_column(column))} between ? and ?"
         with self._reading():
             if not self._has_rows(table):
-                raise WarehouseError(f"{table} does not exist yet in {self.root}")
+                raise TableMissing(f"{table} does not exist yet in {self.root}")
             with duckdb.connect() as con:
                 found = con.execute(f"select * from {self._scan(table)} where {where}", [first, last]).df()
                 return _without_placeholder_rows(found)
@@ -427,7 +435,7 @@ class DuckDBWarehouse(Warehouse):
         largest = f"max({_quoted(_check_column(column))})"
         with self._reading():
             if not self._has_rows(table):
-                raise WarehouseError(f"{table} does not exist yet in {self.root}")
+                raise TableMissing(f"{table} does not exist yet in {self.root}")
             with duckdb.connect() as con:
                 row = con.execute(f"select {largest} from {self._scan(table)}").fetchone()
                 return row[0] if row else None
@@ -606,8 +614,13 @@ class PostgresWarehouse(Warehouse):
         cur.execute(f"create schema if not exists {schema}")
         cur.execute(f"create table if not exists {table} ({columns})")
         # A column added by a later release (e.g. validation_runs.ignored_files) joins an existing
-        # table; rows written before it read as null.
-        for column in frame.columns:
+        # table; rows written before it read as null. Only a missing column is altered: `alter table`
+        # takes an exclusive lock that would block every reader until this write commits.
+        schema_name, table_name = table.split(".", 1)
+        cur.execute("select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                    [schema_name, table_name])
+        present = {row[0] for row in cur.fetchall()}
+        for column in (c for c in frame.columns if c not in present):
             cur.execute(f"alter table {table} add column if not exists {_quoted(column)} {_pg_type(frame[column])}")
 
     def _copy(self, cur: Any, table: str, frame: pd.DataFrame) -> None:
@@ -631,7 +644,7 @@ class PostgresWarehouse(Warehouse):
                 try:
                     cur.execute(sql, params)
                 except Exception as exc:
-                    raise WarehouseError(f"cannot read {table}: {exc}") from exc
+                    raise _read_error(table, exc) from exc
                 names = [d[0] for d in cur.description]
                 return pd.DataFrame(cur.fetchall(), columns=names)
         finally:
@@ -648,7 +661,7 @@ class PostgresWarehouse(Warehouse):
                 try:
                     cur.execute(f"select * from {table} where {where}", [first, last])
                 except Exception as exc:
-                    raise WarehouseError(f"cannot read {table}: {exc}") from exc
+                    raise _read_error(table, exc) from exc
                 return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
         finally:
             con.close()
@@ -662,7 +675,7 @@ class PostgresWarehouse(Warehouse):
                 try:
                     cur.execute(f"select {largest} from {table}")
                 except Exception as exc:
-                    raise WarehouseError(f"cannot read {table}: {exc}") from exc
+                    raise _read_error(table, exc) from exc
                 return cur.fetchone()[0]
         finally:
             con.close()
@@ -681,6 +694,13 @@ class PostgresWarehouse(Warehouse):
                     raise WarehouseError(f"cannot list the warehouse's tables: {exc}; the task will retry") from exc
         finally:
             con.close()
+
+
+def _read_error(table: str, exc: Exception) -> WarehouseError:
+    """``TableMissing`` when Postgres says the table does not exist (42P01), else a ``WarehouseError``."""
+    if getattr(exc, "pgcode", None) == "42P01":
+        return TableMissing(f"{table} does not exist yet in the Postgres warehouse")
+    return WarehouseError(f"cannot read {table}: {' '.join(str(exc).split())}; the task will retry")
 
 
 def _pg_where(partition: PartitionKey) -> tuple[str, list[str]]:

@@ -139,3 +139,23 @@ def test_a_column_added_by_a_later_release_joins_the_existing_table(postgres_url
     back = warehouse.read("meta.evolving").sort_values("batch_date")
     assert back["rows"].tolist() == [3, 3]
     assert [None if pd.isna(v) else v for v in back["ignored_files"]] == [None, "README.txt"]
+
+
+def test_a_write_does_not_lock_out_readers_of_the_table(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replacing a partition of an existing table takes no exclusive lock: an analyst's open read
+    transaction does not block it (an `alter table` per write would wait for it)."""
+    import psycopg2
+
+    warehouse = Warehouse.from_uri(postgres_url)
+    frame = pd.DataFrame({"rows": pd.array([3], dtype="Int64")})
+    warehouse.replace_partitions([PartitionWrite("meta.busy", {"batch_date": DAY}, frame)])
+    analyst = psycopg2.connect(postgres_url)
+    try:
+        with analyst.cursor() as cur:
+            cur.execute("select count(*) from meta.busy")  # holds its read lock until the transaction ends
+            monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=3000")  # fail instead of waiting
+            warehouse.replace_partitions([PartitionWrite("meta.busy", {"batch_date": date(2026, 1, 4)}, frame)])
+    finally:
+        analyst.rollback()
+        analyst.close()
+    assert len(warehouse.read("meta.busy")) == 2

@@ -144,7 +144,7 @@ def test_an_unreadable_audit_trail_is_an_error_not_an_empty_history(
 
     with monkeypatch.context() as patched:
         patched.setattr(Warehouse.from_uri(settings.warehouse_uri).__class__, "read", lost_connection)
-        with pytest.raises(WarehouseError, match="meta.model_promotions exists but cannot be read"):
+        with pytest.raises(WarehouseError, match="cannot read meta.model_promotions.*not taken as missing data"):
             registry.rollback(settings, retrain.use_case_of(settings, USE_CASE), "previous", "AUC dropped")
     assert champion(settings) == "2"
     assert "rollback_refused" not in registry.audit_trail(settings, USE_CASE)["action"].tolist()

@@ -83,7 +83,7 @@ def test_the_cli_rollback_waits_for_the_lock_another_process_holds(
     assert champion(settings) == "1"
 
 
-def test_register_waits_for_a_rollback_holding_the_lock(mlflow_settings: Settings) -> None:
+def test_register_changes_nothing_while_a_rollback_holds_the_lock_then_succeeds(mlflow_settings: Settings) -> None:
     settings = mlflow_settings
     run_id = log_candidate(settings, "passed")
     with lock_held_elsewhere("nightshift rollback (a shell)"):

@@ -249,12 +249,22 @@ def test_marts_build_their_tests_pass_and_docs_generate(world: World, champion: 
     shutil.rmtree(world.settings.home / "dbt" / "dbt" / "target", ignore_errors=True)
 
 
-def test_already_published_tells_whether_the_day_holds_this_versions_scores(world: World, champion: str) -> None:
-    plan = scoring.plan(world.settings, "churn", LAST)
-    scoring.score_day(world.settings, "churn", LAST)
-    assert scoring.already_published(world.settings, plan)
-    assert not scoring.already_published(world.settings, dataclasses.replace(plan, model_version="999"))
-    assert not scoring.already_published(world.settings, dataclasses.replace(plan, scoring_date="2025-12-01"))
+def test_a_lost_connection_is_not_an_unscored_day(world: World, champion: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a table not written yet means "nobody scored D"; a failed read fails the scheduled run
+    (which retries), instead of scoring D again over the run that did."""
+    scoring.score_day(world.settings, "churn", LAST, airflow_run_id="asset_triggered__features_of_the_day")
+    assert scoring.scored_by(world.settings, "churn", LAST)["airflow_run_id"] == "asset_triggered__features_of_the_day"
+    assert scoring.scored_by(world.settings, "churn", START - timedelta(days=1)) is None, "never written: no scores"
+
+    def lost(self, table, partition=None):  # noqa: ANN001, ANN202 - the warehouse's read, failing
+        raise WarehouseError(f"cannot read {table}: server closed the connection unexpectedly")
+
+    monkeypatch.setattr(type(world.warehouse), "read", lost)
+    with pytest.raises(WarehouseError, match="server closed the connection"):
+        scoring.scored_by(world.settings, "churn", LAST)
+    with pytest.raises(WarehouseError, match="server closed the connection"):
+        scoring.days_to_score(world.settings, "churn", [LAST], scheduled=True)
 
 
 # --- which days a run scores (every day with features, exactly once) ----------------------------

@@ -139,7 +139,7 @@ def test_a_population_read_that_fails_for_one_day_fails_the_retrain(settings, mo
     assert spine["as_of_date"].nunique() == 10
 
     _flaky(monkeypatch, DAY0 + timedelta(days=4), use_case.population_table)
-    with pytest.raises(WarehouseError, match=r"populations.churn_population exists but cannot be read.*connection") as caught:
+    with pytest.raises(WarehouseError, match=r"cannot read populations.churn_population.*not taken as missing data.*connection") as caught:
         training.labelled_population(settings, use_case, run_date)
     # train_challenger turns only TrainingDataError into "nothing to train on"; this must fail the task
     assert not isinstance(caught.value, training.TrainingDataError)
@@ -152,7 +152,7 @@ def test_a_label_read_that_fails_fails_the_retrain(settings, monkeypatch) -> Non
     use_case = use_case_of(settings, "churn")
     _population_world(settings, 3)
     _flaky(monkeypatch, DAY0, use_case.label_table)
-    with pytest.raises(WarehouseError, match=r"labels.churn_labels exists but cannot be read") as caught:
+    with pytest.raises(WarehouseError, match=r"cannot read labels.churn_labels.*not taken as missing data") as caught:
         training.build_training_set(settings, use_case, DAY0 + timedelta(days=60))
     assert not isinstance(caught.value, training.TrainingDataError)
 

@@ -1,8 +1,10 @@
 """The embedded warehouse publishes a group of tables atomically, even when the writer is killed
-between two renames (a subprocess SIGKILLs itself inside the publish step), and drops partitions."""
+between two renames (a subprocess SIGKILLs itself inside the publish step), a reader blocks on the
+warehouse lock while a group is half renamed, and partitions can be dropped."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
@@ -19,6 +21,7 @@ from nightshift.warehouse import (
     VALIDATION_RUNS, DuckDBWarehouse, PartitionWrite, Warehouse, WarehouseError, prediction_errors_table,
     predictions_table, quarantine_table, raw_table,
 )
+from tests.conftest import wait_until
 
 DAY = date(2026, 1, 3)
 INGEST = [(raw_table("t"), {"batch_date": DAY}), (quarantine_table("t"), {"batch_date": DAY}),
@@ -54,8 +57,8 @@ def _write_then_stop(database: str, tables: list[tuple[str, dict]], value: int, 
             if not pause:
                 os.kill(os.getpid(), signal.SIGKILL)
             Path(pause).touch()
-            while Path(pause).exists():
-                threading.Event().wait(0.01)
+            wait_until(f"the test to remove {pause} (the writer is paused between two renames)",
+                       Path(pause).exists, lambda exists: not exists, timeout=120, interval=0.01)
         real_replace(source, target)
         if target.endswith("part.parquet"):
             renamed.append(target)
@@ -106,7 +109,9 @@ def test_a_writer_killed_before_its_commit_leaves_every_table_old(tmp_path: Path
     assert [warehouse.read(t, k)["x"].tolist() for t, k in tables] == [[3]] * len(tables), "the rerun converges"
 
 
-def test_a_reader_waits_while_a_group_is_being_renamed(tmp_path: Path) -> None:
+def test_a_reader_waits_while_a_group_is_being_renamed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer is paused after renaming raw, before quarantine: a reader must be seen blocked on the
+    warehouse lock (a reader without that lock returns the old quarantine row at once), then see it new."""
     database, pause = tmp_path / "wh.duckdb", tmp_path / "paused"
     Warehouse.from_uri(f"duckdb:///{database}").replace_partitions(group(INGEST, 1))
     child = multiprocessing.get_context("spawn").Process(
@@ -114,21 +119,42 @@ def test_a_reader_waits_while_a_group_is_being_renamed(tmp_path: Path) -> None:
     )
     child.start()
     try:
-        for _ in range(1200):  # bounded: the writer reaches its second rename
-            if pause.exists() or not child.is_alive():
-                break
-            threading.Event().wait(0.05)
-        assert pause.exists(), "the writer never reached its second rename"
+        wait_until("the writer to pause at its second rename", lambda: (pause.exists(), child.exitcode),
+                   lambda state: state[0] or state[1] is not None, timeout=120, interval=0.05)
+        assert pause.exists(), f"the writer never reached its second rename (exit code {child.exitcode})"
         assert on_disk(tmp_path, INGEST) == [2, 1, 1]
+
+        blocked = threading.Event()
+        real_flock = fcntl.flock
+
+        def flock(handle: object, operation: int) -> None:
+            """Try without blocking first, so that having to wait for the warehouse lock is seen."""
+            if operation & (fcntl.LOCK_NB | fcntl.LOCK_UN):
+                return real_flock(handle, operation)
+            try:
+                return real_flock(handle, operation | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if str(getattr(handle, "name", "")).endswith(".warehouse.lock"):
+                    blocked.set()
+                return real_flock(handle, operation)
+
+        monkeypatch.setattr(fcntl, "flock", flock)
         seen: list[list[int]] = []
+
         def read_quarantine() -> None:
             seen.append(Warehouse.from_uri(f"duckdb:///{database}").read(INGEST[1][0])["x"].tolist())
 
-        reader = threading.Thread(target=read_quarantine)
+        reader = threading.Thread(target=read_quarantine, daemon=True)
         reader.start()
-        reader.join(1.0)  # a reader that does not wait for the writer's lock returns the old row here
+        wait_until("the reader to block on the warehouse lock (or to return)",
+                   lambda: (blocked.is_set(), reader.is_alive()),
+                   lambda state: state[0] or not state[1], timeout=60, interval=0.05)
+        assert blocked.is_set() and reader.is_alive() and seen == [], (
+            f"the reader did not wait for the writer's lock: it returned {seen} (raw already new, quarantine old)")
+
         pause.unlink()
-        reader.join(60)
+        wait_until("the reader to return once the writer finished", reader.is_alive, lambda alive: not alive,
+                   timeout=60, interval=0.05)
         assert seen == [[2]], "the reader saw the whole group, not new raw with old quarantine"
     finally:
         pause.unlink(missing_ok=True)

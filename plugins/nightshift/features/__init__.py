@@ -13,7 +13,9 @@ from nightshift.features.dbt_project import (
     publish_dbt_tables,
     run_dbt,
 )
-from nightshift.features.readiness import check_features_ready, population_of, ready_days, resolve_day
+from nightshift.features.readiness import (
+    check_features_ready, features_event, population_of, ready_days, resolve_day,
+)
 from nightshift.features.skew import SkewDetected, SkewReport, check_skew
 from nightshift.features.store import (
     EVENT_TIMESTAMP,
@@ -33,6 +35,6 @@ __all__ = [
     "DBT_PROJECT", "EVENT_TIMESTAMP", "FEATURE_REPO", "DbtFailed",
     "FeatureDataMissing", "MaterializeResult", "SkewDetected", "SkewReport", "apply_definitions",
     "check_features_ready", "check_skew", "external_tables", "feature_names", "features_build", "marts_build", "feature_store", "materialize",
-    "parse_definitions", "population_of", "prepare_dbt_tables", "publish_dbt_tables", "ready_days", "resolve_day", "run_dbt", "training_frame",
+    "parse_definitions", "population_of", "prepare_dbt_tables", "publish_dbt_tables", "features_event", "ready_days", "resolve_day", "run_dbt", "training_frame",
     "validate_schemas",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nightshift.days import end_of_day
 from nightshift.features.store import FeatureDataMissing, feature_store
@@ -24,6 +24,13 @@ def ready_days(settings: Settings, use_case: UseCase, candidates: list[date], bu
     return sorted(day for day in set(candidates) if day <= built and _complete(settings, use_case, day))
 
 
+def features_event(settings: Settings, use_case: UseCase, built: date, candidates: list[date]) -> dict[str, Any]:
+    """The extra of the ``features/<use case>`` event: ``feature_date`` D and ``feature_dates``, D and
+    every earlier candidate day that is ready too (the score DAG scores each of them)."""
+    ready = {d.isoformat() for d in ready_days(settings, use_case, candidates, built)}
+    return {"feature_date": built.isoformat(), "feature_dates": sorted(ready | {built.isoformat()})}
+
+
 def _complete(settings: Settings, use_case: UseCase, day: date) -> bool:
     try:
         resolve_day(settings, use_case, [day])
@@ -42,13 +49,13 @@ def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -
         FeatureDataMissing: no candidate is complete; names the latest, its missing sources and
             the DAG to run.
     """
-    from nightshift.warehouse import VALIDATION_RUNS, Warehouse, WarehouseError
+    from nightshift.warehouse import VALIDATION_RUNS, TableMissing, Warehouse
 
     sources = sorted(use_case.sources)
     try:
         runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
         done = {(s, str(d)[:10]) for s, d in zip(runs["source"], runs["batch_date"], strict=True)}
-    except WarehouseError:
+    except TableMissing:  # nothing ingested yet; a failed read is an error, never "no data"
         done = set()
     for day in candidates:
         if all((s, day.isoformat()) in done for s in sources):
@@ -70,7 +77,7 @@ def check_features_ready(settings: Settings, feature_service: str, day: date, us
     """
     import pandas as pd
 
-    from nightshift.warehouse import Warehouse, WarehouseError
+    from nightshift.warehouse import TableMissing, Warehouse
 
     store = feature_store(settings)
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
@@ -81,7 +88,7 @@ def check_features_ready(settings: Settings, feature_service: str, day: date, us
         table = f"features.{view.tags.get('dbt_model', view.name)}"
         try:
             latest = warehouse.max_value(table, view.batch_source.timestamp_field)
-        except WarehouseError:
+        except TableMissing:
             latest = None
         latest = None if latest is None else pd.Timestamp(latest).tz_localize(None)
         if latest is None or latest < wanted:
@@ -98,11 +105,11 @@ def population_of(settings: Settings, use_case: UseCase, day: date) -> pd.DataFr
     Raises:
         FeatureDataMissing: the population model has not been built, or has no row for ``day``.
     """
-    from nightshift.warehouse import Warehouse, WarehouseError
+    from nightshift.warehouse import TableMissing, Warehouse
 
     try:
         rows = Warehouse.from_uri(settings.warehouse_uri).read_range(use_case.population_table, "as_of_date", day, day)
-    except WarehouseError as exc:
+    except TableMissing as exc:
         raise FeatureDataMissing(f"population model {use_case.population_table} cannot be read ({exc}): run the "
                                  f"`features_{use_case.name}` DAG for {day} first") from exc
     if rows.empty:

@@ -14,7 +14,6 @@ from nightshift.scoring.planning import (
     NoChampion,
     ScoringInvariantBroken,
     ScoringPlan,
-    already_published,
     days_to_score,
     plan,
     plans_for,
@@ -27,6 +26,6 @@ from nightshift.scoring.shards import score_shard, shard_of
 
 __all__ = [
     "SHADOW_ALIAS", "DayAlreadyScored", "DayNotScored", "FeatureContractBroken", "NoChampion",
-    "ScoringInvariantBroken", "ScoringPlan", "already_published", "band_of", "days_to_score", "plan", "plans_for",
+    "ScoringInvariantBroken", "ScoringPlan", "band_of", "days_to_score", "plan", "plans_for",
     "publish", "run_key_of", "score_day", "score_shard", "scored_by", "scoring_deadline", "shard_of",
 ]

@@ -199,12 +199,12 @@ def plan(settings: Settings, use_case_name: str, day: date, alias: str = "champi
 def scored_by(settings: Settings, use_case_name: str, day: date, alias: str = "champion") -> dict[str, str] | None:
     """Who wrote the published scores of ``day``: their ``table``, ``airflow_run_id`` (empty outside
     Airflow), ``model_version`` and ``scored_at``; None when the day has no scores."""
-    from nightshift.warehouse import Warehouse, WarehouseError, predictions_table, shadow_predictions_table
+    from nightshift.warehouse import TableMissing, Warehouse, predictions_table, shadow_predictions_table
 
     table = predictions_table(use_case_name) if alias == "champion" else shadow_predictions_table(use_case_name)
     try:
         current = Warehouse.from_uri(settings.warehouse_uri).read(table, {"scoring_date": day})
-    except WarehouseError:
+    except TableMissing:  # a failed read raises: a lost connection must never look like an unscored day
         return None
     if current.empty:
         return None
@@ -214,12 +214,6 @@ def scored_by(settings: Settings, use_case_name: str, day: date, alias: str = "c
 
     return {"table": table, "airflow_run_id": values("airflow_run_id"), "model_version": values("model_version"),
             "scored_at": values("scored_at")}
-
-
-def already_published(settings: Settings, scoring_plan: ScoringPlan) -> bool:
-    """Partition D of the plan's table holds scores of the plan's model version."""
-    who = scored_by(settings, scoring_plan.use_case, scoring_plan.day, scoring_plan.alias)
-    return who is not None and who["model_version"] == scoring_plan.model_version
 
 
 def days_to_score(settings: Settings, use_case_name: str, candidates: list[date], scheduled: bool,

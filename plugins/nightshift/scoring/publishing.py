@@ -35,7 +35,7 @@ def publish(settings: Settings, scoring_plan: ScoringPlan, airflow_run_id: str |
     import pandas as pd
 
     from nightshift.warehouse import (
-        PartitionWrite, Warehouse, WarehouseError, prediction_errors_table, scoring_staging_tables,
+        PartitionWrite, TableMissing, Warehouse, WarehouseError, prediction_errors_table, scoring_staging_tables,
     )
 
     use_case = use_case_of(settings, scoring_plan.use_case)
@@ -49,7 +49,7 @@ def publish(settings: Settings, scoring_plan: ScoringPlan, airflow_run_id: str |
         try:
             scored.append(warehouse.read(staged_scores, partition))
             failed.append(warehouse.read(staged_errors, partition))
-        except WarehouseError as exc:
+        except TableMissing as exc:  # a lost connection is not "not staged": it fails the task, which retries
             if _published_by(settings, scoring_plan, airflow_run_id):
                 # a retry of a publish that wrote D and dropped the staging before its task was marked done
                 return {"table": scoring_plan.target, "scoring_date": scoring_plan.scoring_date,
