@@ -1,7 +1,7 @@
 """The package is laid out by stage, and imports run one way: down the floors, never sideways.
 
 Floors, lowest first: the shared layers (settings, usecase, days, landing, warehouse); the
-stages that read landed data (ingest, features); modeling; scoring; the glue that wires stages
+stages that read landed data (ingest, features); modeling; scoring and monitoring; the glue that wires stages
 into Airflow and a shell (airflow, cli); the demo. A module may import its own stage and any
 lower floor; scoring reaches into modeling only for the pieces both share (the model's input
 matrix and the registry); nothing outside the demo imports the demo.
@@ -18,7 +18,7 @@ from nightshift.settings import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "plugins" / "nightshift"
 SHARED = {"settings", "usecase", "days", "landing", "warehouse"}
-FLOOR = {**{name: 0 for name in SHARED}, "ingest": 1, "features": 1, "modeling": 2, "scoring": 3,
+FLOOR = {**{name: 0 for name in SHARED}, "ingest": 1, "features": 1, "modeling": 2, "scoring": 3, "monitoring": 3,
          "airflow": 4, "cli": 4, "demo": 5}
 #: Sideways imports the layout allows: scoring uses what it shares with training, one floor down.
 ALLOWED = {("scoring", "modeling.inputs"), ("scoring", "modeling.registry")}
