@@ -344,3 +344,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for name, reason in down.items():
             terminalreporter.write_line(f"{reason}: the tests that need it were {verdict}. Start it with: {SERVICES[name][2]}")
         terminalreporter.write_line(".ci/run starts both, then runs `make test`.")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database, created for the test and dropped after it."""
+    import uuid
+
+    import psycopg2
+
+    name = f"nightshift_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"create database {name}")
+    try:
+        yield urlparse(PG_ADMIN)._replace(path=f"/{name}").geturl()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"drop database if exists {name} with (force)")
+        admin.close()

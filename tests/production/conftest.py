@@ -7,29 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import PG_ADMIN, free_port
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database, created for the test and dropped after it."""
-    import psycopg2
-
-    name = f"nightshift_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
-    try:
-        yield urlparse(PG_ADMIN)._replace(path=f"/{name}").geturl()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"drop database if exists {name} with (force)")
-        admin.close()
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from nightshift.settings import PROJECT_ROOT, Settings
 from nightshift.usecase import ConfigError, SourceConfig, load_use_case
 from nightshift.warehouse import VALIDATION_RUNS, Warehouse
 from tests.conftest import csv_bytes
-from tests.unit.test_validation import HEADER, good_row, with_value
+from tests.unit.test_validation import HEADER, activity, cancellations, good_row, with_value  # noqa: F401 - shared fixtures
 
 DAY = date(2026, 1, 3)
 NOW = datetime(2026, 11, 22, tzinfo=timezone.utc)
@@ -40,14 +40,6 @@ INT64_MAX = 2**63 - 1
 CHURN = (PROJECT_ROOT / "config" / "churn.yaml").read_text()
 
 
-@pytest.fixture(scope="module")
-def activity(expectations_dir: Path) -> Suite:
-    return Suite.load(expectations_dir / "activity.json")
-
-
-@pytest.fixture(scope="module")
-def cancellations(expectations_dir: Path) -> Suite:
-    return Suite.load(expectations_dir / "cancellations.json")
 
 
 def relaxed_suite(tmp_path: Path, expectations_dir: Path, meta: dict | None = None) -> Suite:

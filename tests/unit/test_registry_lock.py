@@ -11,7 +11,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -101,34 +100,12 @@ def test_a_killed_holder_frees_the_lock(settings: Settings) -> None:
             pass
 
 
-@pytest.fixture
-def postgres_warehouse() -> Iterator[str]:
-    """A fresh Postgres database as the warehouse, dropped after the test."""
-    from urllib.parse import urlparse
-
-    import psycopg2
-
-    from tests.conftest import PG_ADMIN
-
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    name = f"nightshift_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cur:
-        cur.execute(f"create database {name}")
-    try:
-        yield urlparse(PG_ADMIN)._replace(path=f"/{name}").geturl()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"drop database if exists {name} with (force)")
-        admin.close()
-
-
 @pytest.mark.production("postgres")
 def test_on_postgres_the_lock_is_an_advisory_lock_across_processes(
-    nightshift_env: dict[str, str], postgres_warehouse: str
+    nightshift_env: dict[str, str], postgres_url: str
 ) -> None:
-    settings = Settings.from_env({**nightshift_env, "NIGHTSHIFT_WAREHOUSE_URI": postgres_warehouse})
-    with lock_held_elsewhere("the rollback DAG", {"NIGHTSHIFT_WAREHOUSE_URI": postgres_warehouse}):
+    settings = Settings.from_env({**nightshift_env, "NIGHTSHIFT_WAREHOUSE_URI": postgres_url})
+    with lock_held_elsewhere("the rollback DAG", {"NIGHTSHIFT_WAREHOUSE_URI": postgres_url}):
         with pytest.raises(registry.RegistryBusy, match=r"advisory lock .* held by nightshift registry lock: the rollback DAG"):
             with registry.registry_lock(settings, "a register step", timeout=0.3):
                 pass
