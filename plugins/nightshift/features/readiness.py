@@ -21,7 +21,9 @@ def ready_days(settings: Settings, use_case: UseCase, candidates: list[date], bu
     days now has features, so the run announces them all: after a late upstream, several days
     become ready at once and each must be scored.
     """
-    return sorted(day for day in set(candidates) if day <= built and _complete(settings, use_case, day))
+    done = _ingested(settings)
+    return sorted(day for day in set(candidates)
+                  if day <= built and all((s, day.isoformat()) in done for s in use_case.sources))
 
 
 def features_event(settings: Settings, use_case: UseCase, built: date, candidates: list[date]) -> dict[str, Any]:
@@ -31,12 +33,15 @@ def features_event(settings: Settings, use_case: UseCase, built: date, candidate
     return {"feature_date": built.isoformat(), "feature_dates": sorted(ready | {built.isoformat()})}
 
 
-def _complete(settings: Settings, use_case: UseCase, day: date) -> bool:
+def _ingested(settings: Settings) -> set[tuple[str, str]]:
+    """(source, ISO day) of every ingested partition, read once from ``meta.validation_runs``."""
+    from nightshift.warehouse import VALIDATION_RUNS, TableMissing, Warehouse
+
     try:
-        resolve_day(settings, use_case, [day])
-    except FeatureDataMissing:
-        return False
-    return True
+        runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
+    except TableMissing:  # nothing ingested yet; a failed read is an error, never "no data"
+        return set()
+    return {(s, str(d)[:10]) for s, d in zip(runs["source"], runs["batch_date"], strict=True)}
 
 
 def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -> date:
@@ -49,14 +54,8 @@ def resolve_day(settings: Settings, use_case: UseCase, candidates: list[date]) -
         FeatureDataMissing: no candidate is complete; names the latest, its missing sources and
             the DAG to run.
     """
-    from nightshift.warehouse import VALIDATION_RUNS, TableMissing, Warehouse
-
     sources = sorted(use_case.sources)
-    try:
-        runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
-        done = {(s, str(d)[:10]) for s, d in zip(runs["source"], runs["batch_date"], strict=True)}
-    except TableMissing:  # nothing ingested yet; a failed read is an error, never "no data"
-        done = set()
+    done = _ingested(settings)
     for day in candidates:
         if all((s, day.isoformat()) in done for s in sources):
             return day
