@@ -130,7 +130,7 @@ def _decision(rows: Any) -> dict[str, Any]:
     decision = decide(triggers(rows, pd.DataFrame(columns=PERFORMANCE_COLUMNS), config, "binary"),
                       Facts("bench", DAY), config)
     return {"decision": decision.decision, "rules": [t.rule for t in decision.triggers],
-            "drifted": sorted(rows.loc[rows["drifted"], "column"])}
+            "drifted": sorted(rows.loc[rows["drifted"], "column_name"])}
 
 
 def _run_path(workdir: Path, path: str, scenarios: int) -> None:

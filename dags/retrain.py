@@ -3,7 +3,10 @@
 
 One DAG per use case (`retrain_<use case>`). Runs on the use case's weekly cron
 (`schedules.retrain` in `config/<use case>.yaml`) **or** as soon as monitoring emits the Asset
-`retrain-request/<use case>`; by hand with "Trigger DAG". One run at a time (`max_active_runs=1`),
+`retrain-request/<use case>`; by hand with "Trigger DAG". A drift-triggered run trains on data
+up to the requested day D (run date D + 1); the request's reasons become the run's tag
+`nightshift.trigger_reasons`, the version's tag `trigger_reasons` and the audit row's
+`trigger_reasons` in `meta.model_promotions` (trigger `drift`, against `schedule` or `manual`). One run at a time (`max_active_runs=1`),
 no catchup. Registry writes queue in the one-slot `model_registry` pool and hold the registry
 lock (shared with the rollback DAG and the `nightshift` CLI, across processes), so two alias
 moves never race.
@@ -57,13 +60,18 @@ for use_case_name, use_case in USE_CASES.items():
     ):
 
         @task
-        def train(name: str, ds: str | None = None, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
-            """Train and log a challenger; returns its MLflow run id."""
+        def train(name: str, ds: str | None = None, dag_run=None,  # noqa: ANN001 - Airflow's DagRun
+                  triggering_asset_events: dict | None = None) -> dict:
+            """Train and log a challenger; returns its MLflow run id. A drift request's run trains up to its day."""
             from nightshift.modeling import retrain
 
-            return retrain.train_challenger(
-                Settings.from_env(), name, retrain.run_date_of(ds), retrain.trigger_of(dag_run.run_type)
-            )
+            trigger = retrain.trigger_of(dag_run.run_type)
+            request = retrain.drift_request_of(triggering_asset_events) if trigger == "drift" else None
+            run_date = retrain.drift_run_date(request) if request else retrain.run_date_of(ds)
+            if request:
+                print(f"drift request for {request['requested_days']}: training up to {request['monitor_date']} "
+                      f"(run date {run_date}); reasons: {retrain.reasons_text(request)}")
+            return retrain.train_challenger(Settings.from_env(), name, run_date, trigger, retrain.reasons_text(request))
 
         @task
         def evaluate(name: str, trained: dict) -> dict:

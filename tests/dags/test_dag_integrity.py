@@ -104,3 +104,20 @@ def test_retrains_run_one_at_a_time_and_alias_moves_share_one_pool() -> None:
         assert dag.max_active_runs == 1, dag.dag_id
         assert dag.task_dict["register"].pool == "model_registry", dag.dag_id
     assert dags["rollback"].task_dict["rollback"].pool == "model_registry"
+
+
+def test_monitor_dags_run_on_predictions_emit_retrain_requests_and_test_their_tables() -> None:
+    from nightshift.settings import Settings
+    from nightshift.usecase import load_use_cases
+
+    dags = {dag_id: dag for path in DAG_FILES for dag_id, dag in load_dags(path).items()}
+    for name in load_use_cases(Settings.from_env().config_dir):
+        dag = dags[f"monitor_{name}"]
+        assert dag.max_active_runs == 1
+        assert f"predictions/{name}" in repr(dag.timetable.asset_condition)
+        assert [o.uri for o in dag.task_dict["request_retrain"].outlets] == [f"retrain-request/{name}"]
+        tests = {f"checks.monitoring_{table}.test" for table in ("drift_daily", "performance_daily", "retrain_requests")}
+        assert tests <= set(dag.task_dict), sorted(t for t in dag.task_dict if t.startswith("checks."))
+        assert {dag.task_dict[t].pool for t in tests} == {"dbt"}
+        assert {type(dag.task_dict[t]).__name__ for t in tests} == {"DbtTestLocalOperator"}
+        assert dag.task_dict["monitor"].downstream_task_ids >= {"request_retrain"}

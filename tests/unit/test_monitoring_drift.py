@@ -11,7 +11,7 @@ import pytest
 
 from nightshift.monitoring.config import MonitoringConfig, MonitoringConfigError, monitoring_config
 from nightshift.monitoring.decision import Facts, decide, triggers
-from nightshift.monitoring.drift import DriftInputError, drift_report, sample
+from nightshift.monitoring.drift import DriftInputError, drift_report, reference_sample, sample
 from nightshift.monitoring.performance import PERFORMANCE_COLUMNS
 from nightshift.monitoring.reports import store_report
 
@@ -46,23 +46,32 @@ def _report(current: pd.DataFrame, reference: pd.DataFrame, config: MonitoringCo
 def test_stable_data_flags_nothing_and_needs_no_retrain(reference: pd.DataFrame) -> None:
     result = _report(_features(np.random.default_rng(2), 3000), reference)
     rows = result.rows
-    assert sorted(rows["column"]) == sorted([*FEATURES, "prediction"])
-    assert not rows["drifted"].any(), rows[["column", "test", "statistic", "threshold"]]
+    assert sorted(rows["column_name"]) == sorted([*FEATURES, "prediction"])
+    assert not rows["drifted"].any(), rows[["column_name", "test", "statistic", "threshold"]]
     assert set(rows["test"]) == {"Wasserstein distance (normed)", "Jensen-Shannon distance"}
     assert rows["distance"].notna().all() and rows["p_value"].isna().all()
     prediction = result.prediction.iloc[0]
     assert prediction["reference_rows"] == 2000  # the holdout's scores, not the training rows' NaNs
-    assert result.features["reference_rows"].eq(5000).all()
+    # the features' reference is the holdout too: training rows span older days
+    assert result.features["reference_rows"].eq(2000).all()
     config = MonitoringConfig()
     decision = decide(triggers(rows, NO_PERFORMANCE, config, "binary"), Facts("uc", DAY), config)
     assert decision.decision == "not_needed" and decision.row()["decision"].item() == "not_needed"
 
 
+def test_a_small_holdout_is_topped_up_with_training_rows_to_1000(reference: pd.DataFrame) -> None:
+    small = pd.concat([reference[reference["part"] == "train"], reference[reference["part"] == "holdout"].head(400)])
+    chosen = reference_sample(small, 20_000, 42)
+    assert len(chosen) == 1000 and chosen["score"].notna().sum() == 400
+    assert len(reference_sample(reference, 20_000, 42)) == 2000  # a big enough holdout is used alone
+    assert len(reference_sample(reference, 500, 42)) == 500  # and sampled down to sample_rows
+
+
 def test_a_shifted_feature_is_flagged_and_requests_a_retrain_with_its_numbers(reference: pd.DataFrame) -> None:
     config = MonitoringConfig(drift_share=0.2)
     rows = _report(_features(np.random.default_rng(3), 3000, {"x3": 1.0}), reference, config).rows
-    assert rows.loc[rows["drifted"], "column"].tolist() == ["x3"]
-    x3 = rows.set_index("column").loc["x3"]
+    assert rows.loc[rows["drifted"], "column_name"].tolist() == ["x3"]
+    x3 = rows.set_index("column_name").loc["x3"]
     assert x3["distance"] > x3["threshold"] == 0.1
     decision = decide(triggers(rows, NO_PERFORMANCE, config, "binary"), Facts("uc", DAY), config)
     assert decision.requested
@@ -87,7 +96,7 @@ def test_a_critical_feature_requests_a_retrain_below_the_drift_share(reference: 
 def test_prediction_drift_is_its_own_row_and_rule(reference: pd.DataFrame) -> None:
     rows = _report(_features(np.random.default_rng(5), 3000, {"x1": 0.8}), reference).rows
     prediction = rows[rows["kind"] == "prediction"].iloc[0]
-    assert prediction["column"] == "prediction" and prediction["drifted"]
+    assert prediction["column_name"] == "prediction" and prediction["drifted"]
     config = MonitoringConfig(drift_share=0.9)
     assert [t.rule for t in triggers(rows, NO_PERFORMANCE, config, "binary")] == ["prediction_drift"]
     off = MonitoringConfig(drift_share=0.9, prediction_drift=False)

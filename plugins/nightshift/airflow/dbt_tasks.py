@@ -68,16 +68,18 @@ class RuntimeProfileMapping(BaseProfileMapping):
 
 
 def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None = None,
-                   exclude: list[str] | None = None) -> Any:
+                   exclude: list[str] | None = None, source_tests: bool = False) -> Any:
     """A Cosmos ``DbtTaskGroup``: one task per model, its tests right after it, in the ``dbt`` pool.
 
     Args:
         settings: the parse-time settings; only the profile (DuckDB or Postgres target) and the
             manifest path are taken from them, never a credential.
         select / exclude: dbt selectors (``tag:scoring``) choosing the models of this group.
+        source_tests: also render the selected sources that have tests (``source:monitoring``),
+            each as a task running its tests.
     """
     from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import TestBehavior
+    from cosmos.constants import SourceRenderingBehavior, TestBehavior
 
     target = "duckdb" if settings.profile == "embedded" else "postgres"
     return DbtTaskGroup(
@@ -97,6 +99,8 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
             test_behavior=TestBehavior.AFTER_EACH,
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
+            source_rendering_behavior=(SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS if source_tests
+                                       else SourceRenderingBehavior.NONE),
         ),
         # dbt-duckdb holds its file for the whole command: one dbt task at a time (pool `dbt`). One
         # quick retry covers a passing lock; a failing dbt test fails the same way again.

@@ -195,6 +195,8 @@ class AliasMove:
     mlflow_run_id: str | None
     airflow_run_id: str | None
     alias: str = CHAMPION
+    #: Why a drift-triggered retrain was asked for (the monitoring request's reasons); None otherwise.
+    trigger_reasons: str | None = None
 
 
 def new_event_id() -> str:
@@ -218,6 +220,7 @@ def record(settings: Settings, move: AliasMove, event_id: str | None = None) -> 
         "from_version": move.from_version,
         "to_version": move.to_version,
         "trigger": move.trigger,
+        "trigger_reasons": move.trigger_reasons,
         "reason": move.reason,
         "gate_verdict": move.gate_verdict,
         "mlflow_run_id": move.mlflow_run_id,
@@ -372,7 +375,7 @@ def reconcile(settings: Settings, client: MlflowClient, model_name: str) -> dict
     if raw is None:
         return None
     intent = json.loads(raw)
-    move = AliasMove(**{f.name: intent[f.name] for f in fields(AliasMove)})
+    move = AliasMove(**{f.name: intent[f.name] for f in fields(AliasMove) if f.name in intent})
     current = champion_version(client, model_name, move.alias)
     finished = None
     if current is not None and str(current.version) == str(move.to_version):

@@ -39,6 +39,34 @@ def run_date_of(ds: str | None) -> date:
     return date.fromisoformat(ds[:10]) if ds else datetime.now(timezone.utc).date()
 
 
+def drift_request_of(triggering_asset_events: Any) -> dict[str, Any] | None:
+    """The latest ``retrain-request/<use case>`` event's extra (day, reasons, numbers), or None.
+
+    Several requests batched into one run (the retrain was busy) are answered by one retrain,
+    trained up to the latest requested day; every request's reasons are kept.
+    """
+    requests = [dict(getattr(e, "extra", None) or {}) for events in (triggering_asset_events or {}).values()
+                for e in events]
+    requests = [r for r in requests if r.get("monitor_date")]
+    if not requests:
+        return None
+    latest = max(requests, key=lambda r: str(r["monitor_date"]))
+    reasons = [f"{r['monitor_date']}: {reason}" for r in requests for reason in (r.get("reasons") or [])]
+    return {**latest, "reasons": reasons, "requested_days": sorted({str(r["monitor_date"]) for r in requests})}
+
+
+def drift_run_date(request: dict[str, Any]) -> date:
+    """A drift retrain for day D's request trains on data up to D: run date D + 1."""
+    from datetime import timedelta
+
+    return date.fromisoformat(str(request["monitor_date"])[:10]) + timedelta(days=1)
+
+
+def reasons_text(request: dict[str, Any] | None) -> str:
+    """The request's reasons as one tag / audit value (empty for a scheduled or manual retrain)."""
+    return "; ".join((request or {}).get("reasons") or [])[:4900]
+
+
 def trigger_of(run_type: str | None) -> str:
     """What started a retrain run: its weekly schedule, a drift request (an Asset), or a person."""
     value = str(getattr(run_type, "value", run_type) or "").lower()
@@ -48,8 +76,11 @@ def trigger_of(run_type: str | None) -> str:
 # --- step 1: train ----------------------------------------------------------------------------
 
 
-def train_challenger(settings: Settings, use_case_name: str, run_date: date, trigger: str) -> dict[str, Any]:
+def train_challenger(settings: Settings, use_case_name: str, run_date: date, trigger: str,
+                     trigger_reasons: str = "") -> dict[str, Any]:
     """Build the training set, train LightGBM and log the run; returns ``{"run_id", "trained", …}``.
+
+    ``trigger_reasons`` (a drift request's reasons) are tagged ``nightshift.trigger_reasons``.
 
     A training set that fails the gate's data checks (too small, single class) is logged with
     its reasons and not trained on: the gate then fails it and nothing is promoted.
@@ -82,6 +113,7 @@ def train_challenger(settings: Settings, use_case_name: str, run_date: date, tri
         mlflow.set_tags({
             "nightshift.use_case": use_case.name,
             "nightshift.trigger": trigger,
+            "nightshift.trigger_reasons": trigger_reasons or "none",
             "nightshift.feature_service": use_case.feature_service,
         })
         mlflow.log_params({"run_date": run_date.isoformat(), "task": use_case.task,
@@ -355,6 +387,8 @@ def register_challenger(
         raise RuntimeError(f"run {run_id} has no gate verdict: run the evaluate step first")
     reasons = run.data.tags.get("gate_reasons", "")
     trained = run.data.tags.get("nightshift.trained") == "true"
+    trigger_reasons = run.data.tags.get("nightshift.trigger_reasons", "none")
+    trigger_reasons = None if trigger_reasons == "none" else trigger_reasons
     judged = run.data.tags.get(registry.EVALUATED_CHAMPION_TAG)
     if verdict == "passed" and trained and judged is None:
         raise RuntimeError(f"run {run_id} passed a gate that did not record which champion it was judged against "
@@ -376,6 +410,7 @@ def register_challenger(
                 "gate": verdict,
                 "gate_reasons": reasons,
                 "trigger": trigger,
+                "trigger_reasons": trigger_reasons or "none",
                 "feature_service": run.data.tags["nightshift.feature_service"],
                 "training_window": f"{run.data.params.get('window.first_day')}..{run.data.params.get('window.last_day')}",
                 "airflow_run_id": airflow_run_id or "",
@@ -395,13 +430,13 @@ def register_challenger(
                 )
                 registry.record(settings, registry.AliasMove(
                     use_case.name, model, "promotion_refused", current_version, str(version.version), trigger,
-                    message, verdict, run_id, airflow_run_id,
+                    message, verdict, run_id, airflow_run_id, trigger_reasons=trigger_reasons,
                 ))
                 raise registry.ChampionMoved(message)
             event = registry.move_champion(settings, client, registry.AliasMove(
                 use_case.name, model, "promoted", current_version, str(version.version), trigger,
                 "gate passed" if current_version is None else f"gate passed against version {current_version}",
-                verdict, run_id, airflow_run_id,
+                verdict, run_id, airflow_run_id, trigger_reasons=trigger_reasons,
             ), request=request)
             return {"version": str(version.version), "promoted": True, "gate": verdict, "audit": event["event_id"]}
 
@@ -413,7 +448,7 @@ def register_challenger(
             event_id = registry.record(settings, registry.AliasMove(
                 use_case.name, model, "rejected", current_version,
                 None if version is None else str(version.version), trigger, reasons or "gate failed", verdict,
-                run_id, airflow_run_id,
+                run_id, airflow_run_id, trigger_reasons=trigger_reasons,
             ))["event_id"]
     return {"version": None if version is None else str(version.version), "promoted": False, "gate": verdict,
             "reasons": reasons, "audit": event_id}
@@ -425,10 +460,10 @@ def _version_text(version: str | None) -> str:
 
 def retrain(
     settings: Settings, use_case_name: str, run_date: date, trigger: str = "manual", airflow_run_id: str | None = None,
-    lock_timeout: float | None = None,
+    lock_timeout: float | None = None, trigger_reasons: str = "",
 ) -> dict[str, Any]:
     """All three steps in one call (the CLI, the demo's library checks and the tests)."""
-    trained = train_challenger(settings, use_case_name, run_date, trigger)
+    trained = train_challenger(settings, use_case_name, run_date, trigger, trigger_reasons)
     report = evaluate_challenger(settings, use_case_name, trained["run_id"])
     registered = register_challenger(settings, use_case_name, trained["run_id"], trigger, airflow_run_id, lock_timeout)
     return {"run_id": trained["run_id"], **registered, "report": report}

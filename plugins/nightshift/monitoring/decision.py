@@ -3,8 +3,9 @@
 :func:`triggers` turns the drift and performance rows into the rules they break, each with its
 numbers; :func:`decide` turns those and the facts about the use case's models and runs into one
 decision. A request is suppressed, and the reason recorded, when: D's predictions came from a
-backfill; D is older than the champion's training date; a retrain is queued or running; a model
-was trained within the cooldown. Pure functions of their arguments: whoever calls them looks the
+backfill; D is older than the champion's training date; a retrain is queued or running; an
+earlier request has not been answered by a retrain yet (debounce); a model was trained within
+the cooldown. Pure functions of their arguments: whoever calls them looks the
 facts up (Airflow for the runs, MLflow for the models).
 """
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 REQUESTED, SUPPRESSED, NOT_NEEDED = "requested", "suppressed", "not_needed"
 BACKFILL, STALE_DAY, RETRAIN_ACTIVE, COOLDOWN = "backfill", "older_than_champion", "retrain_active", "cooldown"
+REQUEST_PENDING = "request_pending"
 REQUEST_COLUMNS = [
     "use_case", "monitor_date", "decision", "suppressed_by", "suppression_detail", "reasons", "triggers",
     "model_version", "decided_at",
@@ -49,6 +51,8 @@ class Facts:
     backfill: bool = False
     #: A retrain of the use case is queued or running.
     retrain_active: bool = False
+    #: The day of an earlier request that no retrain has answered yet (its retrain may not have started).
+    request_pending: date | None = None
     #: When the use case's latest model was trained (its run date), whether or not it was promoted.
     last_trained_on: date | None = None
     #: The training (run) date of the current champion.
@@ -119,9 +123,9 @@ def triggers(drift: pd.DataFrame, performance: pd.DataFrame, config: MonitoringC
             found.append(Trigger("drift_share", share, config.drift_share,
                                  f"{len(drifted)} of {len(features)} features drifted ({share:.0%} >= "
                                  f"{config.drift_share:.0%}): {_named(drifted)}"))
-    for _, row in drifted[drifted["column"].isin(config.critical_features)].iterrows():
-        found.append(Trigger(f"critical_feature:{row['column']}", float(row["statistic"]), float(row["threshold"]),
-                             f"critical feature {row['column']} drifted: {row['test']} {row['statistic']:.4g} "
+    for _, row in drifted[drifted["column_name"].isin(config.critical_features)].iterrows():
+        found.append(Trigger(f"critical_feature:{row['column_name']}", float(row["statistic"]), float(row["threshold"]),
+                             f"critical feature {row['column_name']} drifted: {row['test']} {row['statistic']:.4g} "
                              f"(threshold {row['threshold']:.4g})"))
     score = drift[(drift["kind"] == PREDICTION) & drift["drifted"].astype(bool)]
     if config.prediction_drift and len(score):
@@ -134,7 +138,7 @@ def triggers(drift: pd.DataFrame, performance: pd.DataFrame, config: MonitoringC
 
 
 def _named(rows: pd.DataFrame) -> str:
-    return ", ".join(f"{r['column']} ({r['statistic']:.3g})" for _, r in rows.iterrows())
+    return ", ".join(f"{r['column_name']} ({r['statistic']:.3g})" for _, r in rows.iterrows())
 
 
 def _performance_triggers(performance: pd.DataFrame, config: MonitoringConfig, task: str) -> list[Trigger]:
@@ -172,6 +176,9 @@ def suppressions(facts: Facts, config: MonitoringConfig) -> list[tuple[str, str]
                                  f"{facts.champion_trained_on}: the champion already saw that period"))
     if facts.retrain_active:
         found.append((RETRAIN_ACTIVE, f"a retrain of {facts.use_case} is queued or running"))
+    if facts.request_pending is not None:
+        found.append((REQUEST_PENDING, f"a retrain was already requested for D={facts.request_pending} and no model "
+                                       "has been trained since: one request per drift episode"))
     if facts.last_trained_on is not None and (facts.day - facts.last_trained_on).days < config.cooldown_days:
         found.append((COOLDOWN, f"a model was trained on {facts.last_trained_on}, within the {config.cooldown_days}-"
                                 f"day cooldown before D={facts.day}"))

@@ -2,8 +2,8 @@
 
 Both sides are sampled to ``sample_rows`` with a seed before Evidently sees them, so the cost is
 bounded whatever the population's size (Evidently on 1M rows x 30 features takes minutes). The
-features' reference is the reference sample the retrain logged (training rows and holdout rows);
-the score's reference is the holdout's scores. One Evidently ``Report`` holds both
+reference of both is the champion's holdout (logged by the retrain in its reference sample with
+the holdout's scores), topped up with training rows when it is small. One Evidently ``Report`` holds both
 (``DataDriftPreset`` over the model's features, ``ValueDrift`` over the score), so one HTML
 report shows them; its per-column results become the ``monitoring.drift_daily`` rows.
 
@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 SCORE = "score"
 #: The column of the reference that says which split a row came from (``train`` or ``holdout``).
 PART = "part"
+#: The holdout is topped up with training rows to this many reference rows (Evidently's own
+#: threshold between p-value tests and distances).
+MIN_REFERENCE_ROWS = 1_000
 DRIFT_COLUMNS = [
-    "use_case", "monitor_date", "column", "kind", "test", "statistic", "p_value", "distance", "threshold",
+    "use_case", "monitor_date", "column_name", "kind", "test", "statistic", "p_value", "distance", "threshold",
     "drifted", "reference_rows", "current_rows", "current_population", "sampled",
 ]
 
@@ -69,17 +72,21 @@ def sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 
 
 def reference_sample(reference: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    """At most ``rows`` reference rows, the holdout's (which carry the scores) first.
+    """At most ``rows`` reference rows: the holdout's (which carry the scores), topped up with
+    training rows only when the holdout has fewer than :data:`MIN_REFERENCE_ROWS`.
 
-    The holdout rows are kept up to ``rows`` so the score's reference is as large as the sample
-    allows; training rows fill the rest. Every row serves as the features' reference.
+    The holdout is the most recent period the champion was judged on, so "drift" means a change
+    since then; training rows span the whole training window, and a feature that trends slowly
+    (tenure, a running count) would look drifted against them on a perfectly stable day.
     """
     import pandas as pd
 
     scored = reference[SCORE].notna() if SCORE in reference else pd.Series(False, index=reference.index)
     holdout = sample(reference[scored], rows, seed)
-    rest = sample(reference[~scored], max(rows - len(holdout), 0), seed) if rows > len(holdout) else reference.iloc[:0]
-    return pd.concat([holdout, rest], ignore_index=True)
+    wanted = min(rows, MIN_REFERENCE_ROWS) - len(holdout)
+    if wanted <= 0:
+        return holdout
+    return pd.concat([holdout, sample(reference[~scored], wanted, seed)], ignore_index=True)
 
 
 def drift_report(
@@ -178,7 +185,7 @@ def drift_rows(
         rows.append({
             "use_case": use_case,
             "monitor_date": day,
-            "column": column,
+            "column_name": column,
             "kind": PREDICTION if column == PREDICTION else "feature",
             "test": method,
             "statistic": value,
