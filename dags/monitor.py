@@ -15,7 +15,9 @@ backfills their dates; a scheduled run monitors its day only if D is scored and 
    `monitoring.retrain_requests` in one write, stores the HTML report under
    `<artifacts>/monitoring/<use case>/<D>/drift_report.html` and logs it to the version's MLflow
    run under `monitoring/`.
-3. **request_retrain** emits `retrain-request/<use case>` (reasons and numbers in the extra)
+3. **checks**: the dbt tests of the three tables (`dbt/models/staging/_monitoring_sources.yml`), in the
+   `dbt` pool; a run with the param `run_checks: false` skips them.
+4. **request_retrain** emits `retrain-request/<use case>` (reasons and numbers in the extra)
    when a threshold was crossed and nothing suppressed it; it is skipped otherwise. A request
    is suppressed, with the reason in `monitoring.retrain_requests`, when D's predictions came
    from a backfill, D is older than the champion's training date, a retrain is queued or
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 
 from nightshift.airflow.assets import predictions_asset, retrain_request_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
@@ -54,6 +56,11 @@ for use_case_name, use_case in USE_CASES.items():
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
         tags=["nightshift", "monitor", use_case_name],
         doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
+        params={
+            "run_checks": Param(True, type="boolean",
+                                description="run the dbt tests of the monitoring tables after writing (a long "
+                                            "series of runs can skip them on all but its last day)"),
+        },
     ):
 
         @task
@@ -108,5 +115,10 @@ for use_case_name, use_case in USE_CASES.items():
         decided = monitor(use_case_name, days_to_monitor(use_case_name))
         request_retrain(use_case_name, decided)
         # the dbt source tests of the three tables (dbt/models/staging/_monitoring_sources.yml)
-        decided >> dbt_task_group("checks", SETTINGS, select=["tag:monitoring"], source_tests=True)
+        @task.short_circuit
+        def checks_wanted(params: dict | None = None) -> bool:
+            """Skip the dbt tests when the run's `run_checks` param is false."""
+            return bool((params or {}).get("run_checks", True))
+
+        decided >> checks_wanted() >> dbt_task_group("checks", SETTINGS, select=["tag:monitoring"], source_tests=True)
         start_date_guard(f"monitor_{use_case_name}", [use_case_name])

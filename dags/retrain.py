@@ -2,7 +2,7 @@
 ### Retrain: a LightGBM challenger, an evaluation gate, the MLflow `champion` alias
 
 One DAG per use case (`retrain_<use case>`). Runs on the use case's weekly cron
-(`schedules.retrain` in `config/<use case>.yaml`) **or** as soon as monitoring emits the Asset
+(`schedules.retrain` in `config/<use case>.yaml`; `null` for none) **or** as soon as monitoring emits the Asset
 `retrain-request/<use case>`; by hand with "Trigger DAG". A drift-triggered run trains on data
 up to the requested day D (run date D + 1); the request's reasons become the run's tag
 `nightshift.trigger_reasons`, the version's tag `trigger_reasons` and the audit row's
@@ -47,7 +47,9 @@ USE_CASES = load_use_cases(Settings.from_env().config_dir)
 for use_case_name, use_case in USE_CASES.items():
     with DAG(
         dag_id=f"retrain_{use_case_name}",
-        schedule=AssetOrTimeSchedule(
+        # `schedules.retrain: null` in the use-case file: retrain on a drift request or by hand only
+        schedule=retrain_request_asset(use_case_name) if use_case.schedules.get("retrain", "0 3 * * 1") is None
+        else AssetOrTimeSchedule(
             timetable=CronTriggerTimetable(use_case.schedules.get("retrain", "0 3 * * 1"), timezone="UTC"),
             assets=retrain_request_asset(use_case_name),
         ),

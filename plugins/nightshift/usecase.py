@@ -83,7 +83,8 @@ class UseCase:
     #: The first day the use case has data; a run for an earlier day fails, naming it.
     start_date: date
     catchup: bool = False
-    schedules: dict[str, str] = field(default_factory=dict)
+    #: Cron expressions (UTC) by DAG kind; ``retrain: null`` means no weekly retrain (drift or by hand only).
+    schedules: dict[str, str | None] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     #: The MLflow registered model; ``models:/<model_name>@champion`` is what scoring reads.
     model_name: str = ""

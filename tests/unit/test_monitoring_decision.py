@@ -55,3 +55,18 @@ def test_every_applicable_suppression_is_recorded_most_fundamental_first() -> No
 def test_a_quiet_day_is_not_needed_even_during_a_backfill() -> None:
     decision = decide([], Facts("uc", DAY, backfill=True), CONFIG)
     assert decision.decision == "not_needed" and pd.isna(decision.row()["suppressed_by"].item())
+
+
+def test_an_unanswered_request_suppresses_the_next_days_request() -> None:
+    facts = Facts("uc", date(2026, 6, 2), request_pending=date(2026, 6, 1))
+    decision = decide(DRIFTED, facts, CONFIG)
+    assert decision.decision == "suppressed" and decision.row()["suppressed_by"].item() == "request_pending"
+    assert "2026-06-01" in decision.row()["suppression_detail"].item()
+
+
+def test_excluded_features_are_checked_against_critical_ones() -> None:
+    from nightshift.monitoring.config import MonitoringConfigError, monitoring_config
+
+    assert monitoring_config({"exclude_features": ["tenure"]}).exclude_features == ("tenure",)
+    with pytest.raises(MonitoringConfigError, match=r"\['tenure'\] are both critical_features and exclude_features"):
+        monitoring_config({"exclude_features": ["tenure"], "critical_features": ["tenure"]})

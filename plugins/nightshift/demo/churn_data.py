@@ -145,6 +145,9 @@ class DatagenSpec:
     days: int = 60
     seed: int = 7
     covariate_drift_start: date | None = None
+    #: The share of sessions customers keep from ``covariate_drift_start`` (0.7: usage drops by 30 %;
+    #: lower values model an abrupt change, e.g. an app release that logs fewer sessions).
+    covariate_session_keep: float = 0.7
     concept_drift_start: date | None = None
     bad_rates: dict[str, float] = field(default_factory=dict, hash=False)
     broken_day: date | None = None
@@ -157,6 +160,8 @@ class DatagenSpec:
                 object.__setattr__(self, name, date.fromisoformat(value))
         # A private copy: a caller mutating their dict must not change a frozen spec.
         object.__setattr__(self, "bad_rates", _checked_bad_rates(self.bad_rates))
+        if not 0.0 <= self.covariate_session_keep <= 1.0:
+            raise ValueError(f"DatagenSpec.covariate_session_keep is {self.covariate_session_keep}: use a share in [0, 1]")
         if self.customers < 1:
             raise ValueError(f"DatagenSpec.customers is {self.customers}: it must be at least 1")
         if self.days < 1:
@@ -212,7 +217,7 @@ def _regime(spec: DatagenSpec, day: date) -> _Regime:
     """The regime in force on ``day`` given the drift dates of ``spec``."""
     regime: dict[str, Any] = {}
     if spec.covariate_drift_start is not None and day >= spec.covariate_drift_start:
-        regime.update(session_keep=0.7, region_mix=(0.15, 0.15, 0.55, 0.15), signup_boost=1.5)
+        regime.update(session_keep=spec.covariate_session_keep, region_mix=(0.15, 0.15, 0.55, 0.15), signup_boost=1.5)
     if spec.concept_drift_start is not None and day >= spec.concept_drift_start:
         # The shift keeps the overall churn rate near the old one: only who churns changes.
         regime.update(

@@ -35,6 +35,9 @@ class MonitoringConfig:
     drift_share: float = 0.3
     #: Request a retrain when any of these features drifted, whatever the share.
     critical_features: tuple[str, ...] = field(default_factory=tuple)
+    #: Features left out of the drift tests: ones that move by construction (a tenure grows a day a
+    #: day), whose drift against a past holdout is no reason to retrain.
+    exclude_features: tuple[str, ...] = field(default_factory=tuple)
     #: Request a retrain when the score distribution drifted.
     prediction_drift: bool = True
     #: binary: request when AUC (realized or estimated) is this far below the champion's holdout AUC.
@@ -52,7 +55,7 @@ class MonitoringConfig:
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "sample_rows": int, "seed": int, "num_method": str, "cat_method": str, "prediction_method": str,
     "num_threshold": (int, float), "cat_threshold": (int, float), "prediction_threshold": (int, float),
-    "drift_share": (int, float), "critical_features": (list, tuple), "prediction_drift": bool,
+    "drift_share": (int, float), "critical_features": (list, tuple), "exclude_features": (list, tuple), "prediction_drift": bool,
     "max_auc_drop": (int, float), "max_rmse_increase": (int, float), "min_labeled_rows": int,
     "realized_window_days": int, "cooldown_days": int,
 }
@@ -73,9 +76,13 @@ def monitoring_config(spec: dict[str, Any] | None, where: str = "monitoring") ->
         wanted = _TYPES[key]
         if value is not None and (not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool)):
             raise MonitoringConfigError(f"{where}.{key}: {value!r} is not a {wanted}; fix the value in the use case file")
-    if "critical_features" in spec:
-        spec["critical_features"] = tuple(str(f) for f in spec["critical_features"] or ())
+    for key in ("critical_features", "exclude_features"):
+        if key in spec:
+            spec[key] = tuple(str(f) for f in spec[key] or ())
     config = MonitoringConfig(**{k: v for k, v in spec.items() if v is not None or k.endswith(("method", "threshold"))})
+    both = sorted(set(config.critical_features) & set(config.exclude_features))
+    if both:
+        raise MonitoringConfigError(f"{where}: {both} are both critical_features and exclude_features; keep one")
     if config.sample_rows < 1000:
         raise MonitoringConfigError(
             f"{where}.sample_rows: {config.sample_rows} is below 1,000; Evidently switches to p-value tests on small "

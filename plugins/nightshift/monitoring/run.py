@@ -244,10 +244,12 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
     service = version.tags.get("feature_service", use_case.feature_service)
     reference = load_frame(version.run_id, REFERENCE_ARTIFACT)
     model_features = [f for f in features.feature_names(settings, service) if f in reference.columns]
+    watched = [f for f in model_features if f not in config.exclude_features]
     categorical = [c for c in use_case.training.get("categorical", []) if c in model_features]
 
     current = current_sample(settings, use_case, scored, day, service, config)
-    drift = drift_report(current, reference, model_features, categorical, config, use_case=use_case.name, day=day,
+    drift = drift_report(current, reference, watched, [c for c in categorical if c in watched], config,
+                         use_case=use_case.name, day=day,
                          current_population=len(scored.rows))
     performance = pd.concat([
         estimated_performance(current, reference, use_case.task, model_features, categorical, use_case=use_case.name,
