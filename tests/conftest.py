@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from nightshift.airflow.runs import airflow_environment, ensure_metadata_db
+from nightshift.airflow import runs
+from nightshift.airflow.runs import airflow_environment, ensure_metadata_db, free_port
 from nightshift.settings import PROJECT_ROOT, Settings
 
 
@@ -129,13 +130,6 @@ def airflow_harness(tmp_path_factory: pytest.TempPathFactory) -> AirflowHarness:
     return AirflowHarness(home=home, env=env)
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 T = TypeVar("T")
 
 
@@ -159,8 +153,7 @@ def wait_until(what: str, probe: Callable[[], T], done: Callable[[T], bool], tim
         time.sleep(interval)
 
 
-#: SQLite admits one writer: a CLI call made while the scheduler writes fails with this.
-SQLITE_LOCKED = "database is locked"
+SQLITE_LOCKED = runs.SQLITE_LOCKED
 
 
 def _run_cli(env: dict[str, str], args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
@@ -170,15 +163,7 @@ def _run_cli(env: dict[str, str], args: tuple[str, ...]) -> subprocess.Completed
 def airflow_cli(env: dict[str, str], *args: str, timeout: float = 120) -> None:
     """Run an airflow CLI command until it succeeds; only a locked SQLite DB is retried (the
     scheduler writes in bursts), any other failure fails the test with the command's output."""
-
-    def attempt() -> str:
-        proc = _run_cli(env, args)
-        output = proc.stdout + proc.stderr
-        if proc.returncode != 0 and SQLITE_LOCKED not in output:
-            raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        return "succeeded" if proc.returncode == 0 else f"exit {proc.returncode}: {SQLITE_LOCKED}"
-
-    wait_until(f"`airflow {' '.join(args)}` to succeed", attempt, lambda seen: seen == "succeeded", timeout)
+    runs.airflow_cli(env, *args, timeout=timeout)
 
 
 def _backfill_runs(db: Path, dag_id: str, start: date) -> int | None:
@@ -219,55 +204,12 @@ def create_backfill(env: dict[str, str], dag_id: str, start: date, end: date, *o
                           f"left it half made (see the `backfill` and `backfill_dag_run` tables in {db})")
 
 
-def _health(port: int) -> dict:
-    """Airflow's health report from its API server, or {} while it does not answer."""
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://localhost:{port}/api/v2/monitor/health", timeout=5) as response:
-            return json.loads(response.read())
-    except OSError:
-        return {}
-
-
-def _standalone_ready(health: dict) -> bool:
-    parts = ("metadatabase", "scheduler", "dag_processor")
-    return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
-
-
 @contextlib.contextmanager
 def airflow_standalone(harness: AirflowHarness) -> Iterator[dict[str, str]]:
-    """`airflow standalone` (scheduler, LocalExecutor, API server) on the harness's metadata DB;
-    yields the environment for CLI calls against it once its API server reports the metadata DB,
-    the scheduler and the DAG processor healthy. Every process it started is killed after."""
-    import signal
-
-    env = dict(harness.env)
-    port = free_port()
-    env.update(
-        AIRFLOW__API__PORT=str(port),
-        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{port}/execution/",
-        AIRFLOW__CORE__PARALLELISM="8",
-    )
-    log = (harness.home / "standalone.log").open("a")
-    server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def probe() -> dict:
-            if server.poll() is not None:
-                raise AssertionError(f"airflow standalone exited ({server.returncode}):\n"
-                                     f"{(harness.home / 'standalone.log').read_text()[-3000:]}")
-            return _health(port)
-
-        wait_until(f"airflow standalone on port {port} to report healthy", probe, _standalone_ready, timeout=300)
-        airflow_cli(env, "dags", "reserialize")
+    """`airflow standalone` (scheduler, LocalExecutor, API server) on the harness's metadata DB
+    (:func:`nightshift.airflow.runs.standalone`); its log is ``standalone.log`` in the harness home."""
+    with runs.standalone(harness.env, harness.home / "standalone.log") as env:
         yield env
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
-        log.close()
 
 
 # --- production-profile services -------------------------------------------------------------

@@ -129,8 +129,9 @@ def test_realized_metrics_count_only_labels_known_by_d_per_model_version(binary_
     rows = realized_performance(predictions, labels, reference, "binary", ["entity_id"], use_case="uc", day=DAY,
                                 window_days=28)
     auc = rows[rows["metric"] == "auc"].set_index("model_version")
-    assert auc.loc["2", "rows"] == 1500 and auc.loc["2", "labeled_rows"] == 900  # D-3..D-5 only
-    assert auc.loc["2", "label_coverage"] == pytest.approx(0.6)
+    # D-1 and D-2 have no label yet: the window ends on D-3, the latest day with labels
+    assert auc.loc["2", "rows"] == auc.loc["2", "labeled_rows"] == 900 and auc.loc["2", "label_coverage"] == 1.0
+    assert auc.loc["2", "last_scoring_date"] == DAY - timedelta(days=3)
     assert auc.loc["1", "labeled_rows"] == 1500 and auc.loc["1", "label_coverage"] == 1.0
     known = scored[(scored["model_version"] == "2") & (scored["scoring_date"] <= DAY - timedelta(days=3))]
     assert auc.loc["2", "value"] == pytest.approx(roc_auc_score(known["label"], known["score"]))
@@ -141,3 +142,24 @@ def test_realized_metrics_count_only_labels_known_by_d_per_model_version(binary_
     found = triggers(NO_DRIFT, rows, config, "binary")
     assert [t.rule for t in found] == ["realized_auc_drop"] and "version 2 over 900 labeled rows" in found[0].detail
     assert triggers(NO_DRIFT, rows, MonitoringConfig(min_labeled_rows=901), "binary") == []
+
+
+def test_the_realized_window_ends_on_the_latest_labeled_day_and_is_empty_before_any_label(binary_model) -> None:
+    model, reference = binary_model
+    rng = np.random.default_rng(5)
+    days = [DAY - timedelta(days=k) for k in range(1, 41)]
+    scored = pd.concat([_binary_frame(rng, 50).assign(entity_id=np.arange(50), scoring_date=d, model_version="1")
+                        for d in days], ignore_index=True)
+    scored["score"] = model.predict(scored[FEATURES])
+    labels = scored[["entity_id", "scoring_date", "label"]].rename(columns={"scoring_date": "as_of_date"})
+    # a 30-day horizon: by the end of D only the days up to D-31 are labeled
+    labels["label_known_at"] = pd.to_datetime(labels["as_of_date"]) + pd.Timedelta(days=31)
+    predictions = scored.drop(columns="label")
+    rows = realized_performance(predictions, labels, reference, "binary", ["entity_id"], use_case="uc", day=DAY,
+                                window_days=7)
+    auc = rows[rows["metric"] == "auc"].iloc[0]
+    assert auc["last_scoring_date"] == DAY - timedelta(days=31) and auc["first_scoring_date"] == DAY - timedelta(days=37)
+    assert auc["labeled_rows"] == auc["rows"] == 7 * 50 and auc["value"] == auc["value"]
+    early = realized_performance(predictions, labels, reference, "binary", ["entity_id"], use_case="uc",
+                                 day=DAY - timedelta(days=10), window_days=7)
+    assert early["labeled_rows"].eq(0).all() and early["value"].isna().all() and len(early) == 2  # auc, brier

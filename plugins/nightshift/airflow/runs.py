@@ -12,11 +12,17 @@ must start with it (Airflow reads its configuration when it is first imported).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -24,6 +30,8 @@ from pathlib import Path
 from nightshift.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
+#: SQLite admits one writer: a CLI call made while the scheduler writes fails with this.
+SQLITE_LOCKED = "database is locked"
 
 
 def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -142,6 +150,94 @@ def ingest_dag_ids(config_dir: Path, use_cases: list[str] | None = None) -> list
 
     chosen = {n: u for n, u in load_use_cases(config_dir).items() if use_cases is None or n in use_cases}
     return [f"ingest_{source}" for source in sorted(all_sources(chosen))]
+
+
+def poll_until(what: str, probe: Callable[[], object], done: Callable[[object], bool], timeout: float,
+               interval: float = 2.0) -> object:
+    """Poll ``probe()`` until ``done`` holds for what it returns, for at most ``timeout`` seconds.
+
+    Says what it waits for and how long it took; on the deadline raises ``TimeoutError`` with the
+    last state it saw. Returns that state.
+    """
+    started = time.monotonic()
+    print(f"waiting up to {timeout:.0f}s for {what}", flush=True)
+    while True:
+        seen = probe()
+        elapsed = time.monotonic() - started
+        if done(seen):
+            print(f"{what}: done after {elapsed:.1f}s ({seen!r:.200})", flush=True)
+            return seen
+        if elapsed + interval > timeout:
+            raise TimeoutError(f"gave up after {elapsed:.0f}s waiting for {what}; last seen: {seen!r:.2000}")
+        time.sleep(interval)
+
+
+def airflow_cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    """Run an ``airflow`` CLI command until it succeeds; only a locked SQLite DB is retried (the
+    scheduler writes in bursts), any other failure raises with the command's output."""
+
+    def attempt() -> str:
+        proc = subprocess.run(["airflow", *args], env=env, capture_output=True, text=True)
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0 and SQLITE_LOCKED not in output:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        return "succeeded" if proc.returncode == 0 else f"exit {proc.returncode}: {SQLITE_LOCKED}"
+
+    return str(poll_until(f"`airflow {' '.join(args)}` to succeed", attempt, lambda seen: seen == "succeeded", timeout))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _health(port: int) -> dict:
+    """Airflow's health report from its API server, or {} while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/api/v2/monitor/health", timeout=5) as response:
+            return json.loads(response.read())
+    except OSError:
+        return {}
+
+
+def _healthy(health: object) -> bool:
+    parts = ("metadatabase", "scheduler", "dag_processor")
+    return isinstance(health, dict) and all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+
+
+@contextlib.contextmanager
+def standalone(env: dict[str, str], log_path: Path, timeout: float = 300) -> Iterator[dict[str, str]]:
+    """``airflow standalone`` (scheduler, LocalExecutor, DAG processor, API server) on ``env``'s
+    metadata DB; yields the environment for CLI calls against it once the API server reports the
+    metadata DB, the scheduler and the DAG processor healthy. Every process it started is killed after."""
+    env = dict(env)
+    port = free_port()
+    env.update(
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{port}/execution/",
+        AIRFLOW__CORE__PARALLELISM="8",
+    )
+    log_file = log_path.open("a")
+    server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        def probe() -> dict:
+            if server.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
+            return _health(port)
+
+        poll_until(f"airflow standalone on port {port} to report healthy", probe, _healthy, timeout)
+        airflow_cli(env, "dags", "reserialize")
+        yield env
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # the scheduler, triggerer and task processes too
+        log_file.close()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ Steps, each skipped when already done (so a second ``make demo`` is quick):
    known by then with purged splits, passes the gate's floors and becomes ``champion``;
 6. run ``score_<use case>`` for every night from ``CHAMPION_DAY`` to the end of the range, the
    marts rebuilt on the last night (nights already scored are skipped);
-7. print where to look.
+7. run ``monitor_<use case>`` for the same nights. Churn's covariate drift starts on
+   ``DEMO_SPEC.covariate_drift_start`` (usage drops by 70 %, new signups come from ``east``): the
+   nights before it request nothing, that night requests a retrain (``retrain-request/churn``),
+   the nights after are suppressed (a request is pending);
+8. start the real scheduler (``airflow standalone``) until it has run the retrain the request
+   queued (``retrain_churn`` is unpaused first, so the request queues a run): trigger ``drift``,
+   trained up to the drift night, judged by the gate;
+9. print where to look: the reports, the drift table, the promotion history.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nightshift.airflow.runs import airflow_environment, ensure_metadata_db, ingest_dag_ids
+from nightshift.airflow.runs import airflow_cli, airflow_environment, ensure_metadata_db, ingest_dag_ids, poll_until, standalone
 from nightshift.demo import demand_data
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate, write_landing
 from nightshift.landing import Landing
@@ -40,9 +47,11 @@ from nightshift.warehouse import VALIDATION_RUNS, Warehouse
 DEMO_SPEC = DatagenSpec(
     customers=2000,
     start=date(2026, 1, 1),
-    days=120,
+    days=128,  # .. 2026-05-08
     seed=7,
-    covariate_drift_start=date(2026, 4, 20),
+    # ten stable nights after the first champion (2026-04-26), then the drift, then two more nights
+    covariate_drift_start=date(2026, 5, 6),
+    covariate_session_keep=0.3,
     concept_drift_start=None,
     bad_rates={
         "null_required": 0.002,
@@ -58,7 +67,7 @@ DEMO_SPEC = DatagenSpec(
 
 
 #: The second use case: units sold per store x product over the next 7 days.
-DEMAND_SPEC = demand_data.DemandSpec(start=date(2026, 1, 1), days=120, seed=11)
+DEMAND_SPEC = demand_data.DemandSpec(start=date(2026, 1, 1), days=128, seed=11)
 
 #: The first champions are trained as of this day (churn: the labels known by then cover about 82
 #: population days, enough for two purged 30-day gaps); every night from then on is scored.
@@ -161,6 +170,20 @@ def main() -> int:
             print(f"score_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
             return 1
 
+    # Monitoring's requests queue a retrain run only for an unpaused DAG (churn has no weekly cron).
+    airflow_cli(env, "dags", "unpause", "retrain_churn")
+    for use_case in USE_CASES:
+        nights = (last_day - CHAMPION_DAY).days + 1
+        print(f"monitor_{use_case}: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); dbt tests on the last")
+        monitored = _run(f"monitor_{use_case}", CHAMPION_DAY, nights - 1, env, conf={"run_checks": False})
+        monitored.update(_run(f"monitor_{use_case}", last_day, 1, env))
+        failed = sorted(d for d, s in monitored.items() if s != "success")
+        if failed:
+            print(f"monitor_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
+            return 1
+    if _drift_retrain(settings, env, airflow_home) != 0:
+        return 1
+
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     totals = runs.groupby("source")[["landed_rows", "accepted_rows", "quarantined_rows"]].sum()
     print("\nDemo done. Rows per source over the demo range:")
@@ -177,6 +200,7 @@ def main() -> int:
         print(f"  {use_case}: models:/{use_case}@champion = version {champion.version} (holdout {shown}; "
               f"{int(metrics.get('training.rows', 0))} training rows); promotions: "
               f".venv/bin/nightshift promotions --use-case {use_case}")
+    print_monitoring(settings)
     if settings.profile == "embedded":
         db = urlparse(settings.warehouse_uri).path
         print(f"  Tonight's churn scores (what an analyst runs):\n    .venv/bin/python -c \"import duckdb; "
@@ -189,3 +213,66 @@ def main() -> int:
         print(f"  Online store:   {settings.home / 'feast' / 'online_store.db'} (Feast registry: "
               f"{settings.home / 'feast' / 'registry.db'})")
     return 0
+
+
+def _retrain_runs(airflow_home: Path) -> list[tuple[str, str]]:
+    """(run type, state) of every ``retrain_churn`` run in Airflow's metadata DB."""
+    import sqlite3
+
+    with sqlite3.connect(airflow_home / "airflow.db", timeout=30) as con:
+        return con.execute("select run_type, state from dag_run where dag_id = 'retrain_churn' order by id").fetchall()
+
+
+def _drift_retrain(settings: Settings, env: dict[str, str], airflow_home: Path) -> int:
+    """Run the scheduler until the retrain that churn's drift request queued has finished."""
+    requests = Warehouse.from_uri(settings.warehouse_uri).read("monitoring.retrain_requests")
+    asked = requests[(requests["use_case"] == "churn") & (requests["decision"] == "requested")]
+    if asked.empty:
+        print("monitor_churn requested no retrain: the drift was not detected (see monitoring.drift_daily)")
+        return 1
+    if any(kind == "asset_triggered" and state == "success" for kind, state in _retrain_runs(airflow_home)):
+        print("retrain_churn: the drift request's retrain already ran")
+        return 0
+    print(f"retrain_churn: monitoring requested a retrain for {sorted(map(str, asked['monitor_date']))}; starting "
+          "the scheduler (airflow standalone) until it has run the retrain the request queued")
+    with standalone(env, airflow_home / "standalone.log"):
+        runs = poll_until("the drift-triggered retrain_churn run to finish", lambda: _retrain_runs(airflow_home),
+                          lambda seen: any(k == "asset_triggered" and s in ("success", "failed") for k, s in seen),
+                          timeout=1200, interval=5)
+    if ("asset_triggered", "success") not in runs:
+        print(f"retrain_churn failed: see {airflow_home / 'standalone.log'} and the run log with `make airflow`")
+        return 1
+    return 0
+
+
+def print_monitoring(settings: Settings) -> None:
+    """The drift story: per night, what drifted and what was decided; the reports; the promotions."""
+    import pandas as pd
+
+    warehouse = Warehouse.from_uri(settings.warehouse_uri)
+    drift = warehouse.read("monitoring.drift_daily")
+    decisions = warehouse.read("monitoring.retrain_requests")
+    for use_case in USE_CASES:
+        mine = drift[drift["use_case"] == use_case]
+        features = mine[mine["kind"] == "feature"].groupby("monitor_date")
+        summary = pd.DataFrame({
+            "drifted_features": features["drifted"].sum().astype(int),
+            "features": features.size(),
+            "prediction_drift": mine[mine["kind"] == "prediction"].set_index("monitor_date")["drifted"],
+        }).join(decisions[decisions["use_case"] == use_case].set_index("monitor_date")[["decision", "suppressed_by"]])
+        print(f"\nMonitoring of {use_case} (monitoring.drift_daily and monitoring.retrain_requests), per night:")
+        print(summary.sort_index().to_string())
+        requested = summary[summary["decision"] == "requested"]
+        for night in requested.index:
+            reasons = decisions[(decisions["use_case"] == use_case) & (decisions["monitor_date"] == night)]["reasons"]
+            print(f"  {night}: retrain requested: {reasons.iloc[0]}")
+        last = max(summary.index) if len(summary) else None
+        for night in [*requested.index, last]:
+            if night is not None:
+                print(f"  report {night}: {settings.artifacts_uri}/monitoring/{use_case}/{night}/drift_report.html")
+        trail = registry.audit_trail(settings, use_case)
+        if len(trail):
+            columns = [c for c in ("recorded_at", "action", "from_version", "to_version", "trigger", "gate_verdict",
+                                   "trigger_reasons") if c in trail.columns]
+            print(f"  promotion history of {use_case} (meta.model_promotions):")
+            print(trail[columns].to_string(index=False, max_colwidth=90))

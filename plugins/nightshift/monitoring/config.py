@@ -46,7 +46,7 @@ class MonitoringConfig:
     max_rmse_increase: float = 0.10
     #: Realized metrics judge only with at least this many labeled predictions.
     min_labeled_rows: int = 200
-    #: Realized metrics cover the scoring days of the last this-many days before D.
+    #: Realized metrics cover this many scoring days, ending on the latest one whose labels are known by D.
     realized_window_days: int = 28
     #: No request within this many days after a model was trained.
     cooldown_days: int = 7

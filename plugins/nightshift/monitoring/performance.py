@@ -1,6 +1,6 @@
 """Model performance of day D: realized once labels land, estimated before they do.
 
-* **Realized**: the scored rows of the days before D whose labels were known by D
+* **Realized**: the scored rows of the latest scoring days before D whose labels were known by D
   (``label_known_at`` <= D), per model version, with the task's metrics and the label coverage.
 * **Estimated** (no label needed), so a drop shows within days instead of after the label horizon:
   - binary: confidence-based performance estimation (CBPE): the champion's scores are calibrated
@@ -189,23 +189,30 @@ def realized_performance(
 ) -> pd.DataFrame:
     """``monitoring.performance_daily`` rows (``kind = realized``), one set per model version.
 
+    The window is the ``window_days`` scoring days that end on the latest scoring day before D
+    with a label known by the end of D: labels land a horizon after their day, so the days just
+    before D have none yet and are left out (they are what the estimated rows are for).
+
     Args:
-        predictions: scored rows: ``keys``, ``scoring_date``, ``score``, ``model_version``, for
-            (at least) the ``window_days`` before D; rows outside the window are ignored.
+        predictions: scored rows: ``keys``, ``scoring_date``, ``score``, ``model_version``, of the
+            days before D (a window plus the label horizon is enough).
         labels: the label model's rows: ``keys``, ``as_of_date``, ``label``, ``label_known_at``;
             only labels known by the end of D count.
 
     Returns:
-        No rows when nothing was scored in the window; ``value`` None while no label has landed.
+        No rows when nothing was scored before D; while no label has landed, the rows of the
+        ``window_days`` days before D with ``value`` None and ``labeled_rows`` 0.
     """
     import pandas as pd
 
-    first = day - timedelta(days=window_days)
     scored = predictions.assign(scoring_date=pd.to_datetime(predictions["scoring_date"]).dt.date)
-    scored = scored[(scored["scoring_date"] >= first) & (scored["scoring_date"] < day)]
+    scored = scored[scored["scoring_date"] < day]
     known = labels[pd.to_datetime(labels["label_known_at"]).dt.normalize() <= pd.Timestamp(day)]
     known = known.assign(scoring_date=pd.to_datetime(known["as_of_date"]).dt.date)[[*keys, "scoring_date", LABEL]]
     joined = scored.merge(known.drop_duplicates([*keys, "scoring_date"]), on=[*keys, "scoring_date"], how="left")
+    labeled_days = joined.loc[joined[LABEL].notna(), "scoring_date"]
+    last = max(labeled_days) if len(labeled_days) else day - timedelta(days=1)
+    joined = joined[(joined["scoring_date"] <= last) & (joined["scoring_date"] > last - timedelta(days=window_days))]
     baseline = reference_metrics(reference, task)
     out = []
     for version, rows in joined.groupby(joined["model_version"].astype(str), sort=True):

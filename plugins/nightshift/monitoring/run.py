@@ -197,7 +197,8 @@ def realized(settings: Settings, use_case: UseCase, day: date, reference: pd.Dat
 
     warehouse = _warehouse(settings)
     table = predictions_table(use_case.name)
-    first = day - timedelta(days=config.realized_window_days)
+    # the window ends on the latest day whose labels have landed: up to a horizon (and landing) before D
+    first = day - timedelta(days=config.realized_window_days + use_case.horizon_days + 7)
     predictions = read_if_exists(warehouse, table, lambda: warehouse.read_range(table, "scoring_date", first,
                                                                                  day - timedelta(days=1)))
     labels = read_if_exists(warehouse, use_case.label_table, lambda: warehouse.read(use_case.label_table))
