@@ -68,7 +68,7 @@ lock: $(BIN)/.installed
 	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11
 
 # Each benchmark prints ratios against a baseline measured in the same run (see README).
-BENCHMARKS := bench_ingest bench_materialize bench_training_set bench_retrain bench_score
+BENCHMARKS := bench_ingest bench_materialize bench_training_set bench_retrain bench_score bench_monitor
 bench: $(BIN)/.installed
 	for b in $(BENCHMARKS); do $(BIN)/python bench/$$b.py || exit 1; done
 

@@ -3,8 +3,9 @@
 On a copy of the repo, the demand use case's files (YAML, dbt models, Feast file, suites, its
 entry in the released-services lock) are removed, then added back exactly as a data team would
 add them, following the README's "Add a use case" walk-through. Then, through Airflow, with the
-copy's own code: demand's sources are ingested, `features_demand`, `retrain_demand` and
-`score_demand` run, and predictions land with the use case's own string keys. `git diff` shows
+copy's own code: demand's sources are ingested, `features_demand`, `retrain_demand`,
+`score_demand` and `monitor_demand` run, predictions land with the use case's own string keys,
+and monitoring writes drift rows and regression metrics (RMSE, MAE) for them. `git diff` shows
 that nothing under `plugins/nightshift/` or `dags/` changed.
 
 Isolation, in the same copy: churn has no landed data at all and a broken population model, so
@@ -160,7 +161,7 @@ for offset in range({DAYS - 2}):
     # churn's runs fail (no data, a broken model); demand's stay green
     states, log = run(env, ["features_churn"], LAST)
     assert states == {("features_churn", LAST.isoformat()): "failed"}
-    for dag_id in ("features_demand", "retrain_demand", "score_demand"):
+    for dag_id in ("features_demand", "retrain_demand", "score_demand", "monitor_demand"):
         states, log = run(env, [dag_id], LAST)
         assert states == {(dag_id, LAST.isoformat()): "success"}, log[-6000:]
 
@@ -180,6 +181,24 @@ print(frame["store_id"].str.match(r"^S[0-9]+$").all(), frame["product_id"].str.m
     assert int(rows) > 100 and store_type == product_type == "string" and no_bands == "True", "keys stored as text"
     assert deciles == str(list(range(1, 11)))
     assert second == "True True True"
+
+    # monitoring of the regression use case: its drift rows and its regression metrics (no labels yet: estimated)
+    out = python(env, f"""
+from nightshift.settings import Settings
+from nightshift.warehouse import Warehouse
+warehouse = Warehouse.from_uri(Settings.from_env().warehouse_uri)
+drift = warehouse.read("monitoring.drift_daily")
+performance = warehouse.read("monitoring.performance_daily")
+decision = warehouse.read("monitoring.retrain_requests")
+print(sorted(set(drift["use_case"])), sorted(set(drift["kind"])), len(drift), str(drift["monitor_date"].iloc[0]))
+estimated = performance[performance["kind"] == "estimated"].set_index("metric")
+print(sorted(estimated.index), bool((estimated["value"] > 0).all()), bool((estimated["reference_value"] > 0).all()))
+print(decision["use_case"].item(), decision["decision"].item())
+""")
+    drift_line, performance_line, decision_line = out.strip().splitlines()[-3:]
+    assert drift_line.startswith(f"['demand'] ['feature', 'prediction'] ") and drift_line.endswith(str(LAST)), drift_line
+    assert performance_line == "['mae', 'rmse'] True True", performance_line
+    assert decision_line.split()[0] == "demand" and decision_line.split()[1] in ("not_needed", "suppressed", "requested")
 
     changed = git(repo, "diff", "--stat", "HEAD")
     assert changed.strip(), "the use case's files were added"
