@@ -36,6 +36,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Par
 from nightshift.airflow.assets import predictions_asset, retrain_request_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.airflow.guards import dag_start, start_date_guard
+from nightshift.monitoring.run import config_of
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -44,6 +45,8 @@ SETTINGS = Settings.from_env()
 USE_CASES = load_use_cases(SETTINGS.config_dir)
 
 for use_case_name, use_case in USE_CASES.items():
+    # a malformed `monitoring:` block is an import error naming the file and the key (small, no I/O)
+    config_of(use_case)
     with DAG(
         dag_id=f"monitor_{use_case_name}",
         schedule=AssetOrTimeSchedule(

@@ -188,12 +188,6 @@ def load_use_case(path: Path, project_root: Path | None = None) -> UseCase:
         raw=data,
     )
     _check_references(path, use_case, root)
-    from nightshift.monitoring.config import MonitoringConfigError, monitoring_config
-
-    try:
-        monitoring_config(data.get("monitoring"))
-    except MonitoringConfigError as exc:
-        raise _fail(path, str(exc)) from exc
     return use_case
 
 

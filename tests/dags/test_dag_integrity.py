@@ -130,3 +130,19 @@ def test_a_use_case_without_a_weekly_retrain_retrains_on_requests_only() -> None
     assert "retrain-request/churn" in repr(dags["retrain_churn"].timetable.asset_condition)
     assert type(dags["retrain_demand"].timetable).__name__ == "AssetOrTimeSchedule"
     assert "retrain-request/demand" in repr(dags["retrain_demand"].timetable.asset_condition)
+
+
+def test_a_typo_in_the_monitoring_block_is_an_import_error_naming_the_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    shutil.copytree(PROJECT_ROOT / "config", tmp_path / "config")
+    churn = tmp_path / "config" / "churn.yaml"
+    churn.write_text(churn.read_text().replace("  drift_share: 0.3\n", "  drift_shar: 0.3\n", 1))
+    monkeypatch.setenv("NIGHTSHIFT_CONFIG_DIR", str(tmp_path / "config"))
+    errors = DagBag(dag_folder=str(PROJECT_ROOT / "dags" / "monitor.py")).import_errors
+    message = " ".join(errors.values())
+    assert "churn.yaml: monitoring: unknown key(s) ['drift_shar']" in message and "'drift_share'" in message, errors
