@@ -20,12 +20,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from time import monotonic, sleep
 
 from nightshift.settings import PROJECT_ROOT
 
@@ -159,17 +159,17 @@ def poll_until(what: str, probe: Callable[[], object], done: Callable[[object], 
     Says what it waits for and how long it took; on the deadline raises ``TimeoutError`` with the
     last state it saw. Returns that state.
     """
-    started = time.monotonic()
+    started = monotonic()
     print(f"waiting up to {timeout:.0f}s for {what}", flush=True)
     while True:
         seen = probe()
-        elapsed = time.monotonic() - started
+        elapsed = monotonic() - started
         if done(seen):
             print(f"{what}: done after {elapsed:.1f}s ({seen!r:.200})", flush=True)
             return seen
         if elapsed + interval > timeout:
             raise TimeoutError(f"gave up after {elapsed:.0f}s waiting for {what}; last seen: {seen!r:.2000}")
-        time.sleep(interval)
+        sleep(interval)
 
 
 def airflow_cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:
