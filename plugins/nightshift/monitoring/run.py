@@ -61,14 +61,11 @@ def _warehouse(settings: Settings) -> Any:
 def scored_day(settings: Settings, use_case: UseCase, day: date) -> ScoredDay | None:
     """D's published predictions, or None when D has none (never scored, or the table is new)."""
     from nightshift.modeling.reads import read_if_exists
-    from nightshift.warehouse import TableMissing, predictions_table
+    from nightshift.warehouse import predictions_table
 
     warehouse = _warehouse(settings)
     table = predictions_table(use_case.name)
-    try:
-        rows = read_if_exists(warehouse, table, lambda: warehouse.read(table, {"scoring_date": day}))
-    except TableMissing:
-        rows = None
+    rows = read_if_exists(warehouse, table, lambda: warehouse.read(table, {"scoring_date": day}))
     if rows is None or not len(rows):
         return None
     versions = rows["model_version"].astype(str).value_counts()
@@ -189,11 +186,11 @@ def current_sample(settings: Settings, use_case: UseCase, scored: ScoredDay, day
 def realized(settings: Settings, use_case: UseCase, day: date, reference: pd.DataFrame,
              config: MonitoringConfig) -> pd.DataFrame:
     """Realized performance of the scoring days in the window before D whose labels are known by D."""
+    import pandas as pd
+
     from nightshift.modeling.reads import read_if_exists
     from nightshift.monitoring.performance import PERFORMANCE_COLUMNS, realized_performance
     from nightshift.warehouse import predictions_table
-
-    import pandas as pd
 
     warehouse = _warehouse(settings)
     table = predictions_table(use_case.name)
