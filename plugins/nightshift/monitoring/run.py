@@ -249,11 +249,11 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
     drift = drift_report(current, reference, watched, [c for c in categorical if c in watched], config,
                          use_case=use_case.name, day=day,
                          current_population=len(scored.rows))
-    performance = pd.concat([
-        estimated_performance(current, reference, use_case.task, model_features, categorical, use_case=use_case.name,
-                              day=day, model_version=scored.model_version, seed=config.seed),
-        realized(settings, use_case, day, reference, config),
-    ], ignore_index=True)
+    estimated = estimated_performance(current, reference, use_case.task, model_features, categorical,
+                                      use_case=use_case.name, day=day, model_version=scored.model_version,
+                                      seed=config.seed)
+    labeled = realized(settings, use_case, day, reference, config)
+    performance = pd.concat([estimated, labeled], ignore_index=True) if len(labeled) else estimated
 
     known = model_facts(settings, use_case, client)
     facts = Facts(
