@@ -233,7 +233,7 @@ def _drift_retrain(settings: Settings, env: dict[str, str], airflow_home: Path) 
     if any(kind == "asset_triggered" and state == "success" for kind, state in _retrain_runs(airflow_home)):
         print("retrain_churn: the drift request's retrain already ran")
         return 0
-    print(f"retrain_churn: monitoring requested a retrain for {sorted(map(str, asked['monitor_date']))}; starting "
+    print(f"retrain_churn: monitoring requested a retrain for {sorted(str(d)[:10] for d in asked['monitor_date'])}; starting "
           "the scheduler (airflow standalone) until it has run the retrain the request queued")
     with standalone(env, airflow_home / "standalone.log"):
         runs = poll_until("the drift-triggered retrain_churn run to finish", lambda: _retrain_runs(airflow_home),
@@ -250,8 +250,9 @@ def print_monitoring(settings: Settings) -> None:
     import pandas as pd
 
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
-    drift = warehouse.read("monitoring.drift_daily")
-    decisions = warehouse.read("monitoring.retrain_requests")
+    nights = {"monitor_date": lambda frame: pd.to_datetime(frame["monitor_date"]).dt.date}
+    drift = warehouse.read("monitoring.drift_daily").assign(**nights)
+    decisions = warehouse.read("monitoring.retrain_requests").assign(**nights)
     for use_case in USE_CASES:
         mine = drift[drift["use_case"] == use_case]
         features = mine[mine["kind"] == "feature"].groupby("monitor_date")
