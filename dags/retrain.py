@@ -67,8 +67,15 @@ for use_case_name, use_case in USE_CASES.items():
             """Train and log a challenger; returns its MLflow run id. A drift request's run trains up to its day."""
             from nightshift.modeling import retrain
 
+            from airflow.sdk.exceptions import AirflowFailException
+
             trigger = retrain.trigger_of(dag_run.run_type)
             request = retrain.drift_request_of(triggering_asset_events) if trigger == "drift" else None
+            if trigger == "drift" and request is None:
+                # an asset-triggered run has no logical date: without the request's night it would train as of now
+                raise AirflowFailException(
+                    f"this run was started by a retrain-request/{name} event without a `monitor_date` in its extra "
+                    "(an event made by hand?); trigger the DAG by hand instead, or emit the event with the night")
             run_date = retrain.drift_run_date(request) if request else retrain.run_date_of(ds)
             if request:
                 print(f"drift request for {request['requested_days']}: training up to {request['monitor_date']} "

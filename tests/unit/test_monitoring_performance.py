@@ -142,6 +142,15 @@ def test_realized_metrics_count_only_labels_known_by_d_per_model_version(binary_
     found = triggers(NO_DRIFT, rows, config, "binary")
     assert [t.rule for t in found] == ["realized_auc_drop"] and "version 2 over 900 labeled rows" in found[0].detail
     assert triggers(NO_DRIFT, rows, MonitoringConfig(min_labeled_rows=901), "binary") == []
+    # only the version that scored D is judged: an earlier champion's drop never retrains its successor
+    assert triggers(NO_DRIFT, rows, config, "binary", version="1") == []
+    assert [t.rule for t in triggers(NO_DRIFT, rows, config, "binary", version="2")] == ["realized_auc_drop"]
+    # each version against the holdout it was judged on
+    own = realized_performance(predictions, labels, reference, "binary", ["entity_id"], use_case="uc", day=DAY,
+                               baselines={"2": {"auc": 0.5, "brier": 0.3}})
+    own_auc = own[own["metric"] == "auc"].set_index("model_version")
+    assert own_auc.loc["2", "reference_value"] == 0.5 and own_auc.loc["1", "reference_value"] == auc.loc["1", "reference_value"]
+    assert triggers(NO_DRIFT, own, config, "binary", version="2") == []
 
 
 def test_the_realized_window_ends_on_the_latest_labeled_day_and_is_empty_before_any_label(binary_model) -> None:

@@ -68,3 +68,32 @@ def test_a_request_is_pending_until_a_model_is_trained_after_it_within_the_coold
     assert pending_request(settings, use_case, night, SCORED, config) == SCORED  # trained before it: not an answer
     assert pending_request(settings, use_case, night, SCORED + timedelta(days=1), config) is None  # its drift retrain
     assert pending_request(settings, use_case, SCORED + timedelta(days=9), None, config) is None  # past the cooldown
+
+
+def test_a_rerun_of_a_night_that_requested_a_retrain_keeps_the_request_and_asks_nothing_again(settings: Settings) -> None:
+    from nightshift.monitoring.run import earlier_request, first_request
+
+    assert earlier_request(settings, "churn", SCORED) is None  # nothing decided yet
+    _decided(settings, SCORED, "not_needed")
+    assert earlier_request(settings, "churn", SCORED) is None
+    _decided(settings, SCORED, "requested")
+    assert earlier_request(settings, "churn", SCORED)["decision"].item() == "requested"
+    rerun = {"decision": "requested", "already_requested": True, "monitor_date": str(SCORED)}
+    fresh = {"decision": "requested", "already_requested": False, "monitor_date": str(UNSCORED)}
+    assert first_request([rerun]) is None and first_request([rerun, fresh]) is fresh
+
+
+def test_a_misspelled_critical_feature_or_a_short_reference_fails_instead_of_switching_a_rule_off(settings: Settings) -> None:
+    from nightshift.monitoring.config import MonitoringConfigError
+    from nightshift.monitoring.drift import DriftInputError
+    from nightshift.monitoring.run import check_features
+
+    use_case = use_case_of(settings, "churn")
+    features = ["sessions_7d", "tenure_days"]
+    check_features(use_case, MonitoringConfig(critical_features=("sessions_7d",)), features, features, "3")
+    with pytest.raises(MonitoringConfigError, match=r"churn.yaml: monitoring.critical_features names \['sesions_7d'\]"):
+        check_features(use_case, MonitoringConfig(critical_features=("sesions_7d",)), features, features, "3")
+    with pytest.raises(MonitoringConfigError, match=r"monitoring.exclude_features names \['tenure'\]"):
+        check_features(use_case, MonitoringConfig(exclude_features=("tenure",)), features, features, "3")
+    with pytest.raises(DriftInputError, match=r"reference sample of version 3 lacks feature\(s\) \['tenure_days'\]"):
+        check_features(use_case, MonitoringConfig(), features, ["sessions_7d"], "3")

@@ -232,7 +232,8 @@ def standalone(env: dict[str, str], log_path: Path, timeout: float = 300) -> Ite
         airflow_cli(env, "dags", "reserialize")
         yield env
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already: keep the real error
+            os.killpg(server.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):

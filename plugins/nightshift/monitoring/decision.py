@@ -106,13 +106,16 @@ class Decision:
         }], columns=REQUEST_COLUMNS)
 
 
-def triggers(drift: pd.DataFrame, performance: pd.DataFrame, config: MonitoringConfig, task: str) -> list[Trigger]:
+def triggers(drift: pd.DataFrame, performance: pd.DataFrame, config: MonitoringConfig, task: str,
+             version: str | None = None) -> list[Trigger]:
     """The rules D's rows break: drifted share, critical features, prediction drift, a performance drop.
 
     Args:
         drift: D's ``monitoring.drift_daily`` rows.
         performance: D's ``monitoring.performance_daily`` rows (estimated and realized); realized
             rows judge only with ``min_labeled_rows`` labels.
+        version: judge only this model version's performance rows (the one that scored D): an
+            earlier champion's realized metrics are shown, never a reason to retrain its successor.
     """
     found = []
     features = drift[drift["kind"] == "feature"]
@@ -133,6 +136,8 @@ def triggers(drift: pd.DataFrame, performance: pd.DataFrame, config: MonitoringC
         found.append(Trigger("prediction_drift", float(row["statistic"]), float(row["threshold"]),
                              f"the score distribution drifted: {row['test']} {row['statistic']:.4g} "
                              f"(threshold {row['threshold']:.4g})"))
+    if version is not None:
+        performance = performance[performance["model_version"].astype(str) == str(version)]
     found += _performance_triggers(performance, config, task)
     return found
 

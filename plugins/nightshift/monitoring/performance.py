@@ -186,6 +186,7 @@ def estimated_performance(
 def realized_performance(
     predictions: pd.DataFrame, labels: pd.DataFrame, reference: pd.DataFrame, task: str, keys: list[str], *,
     use_case: str, day: date, window_days: int = 28,
+    baselines: dict[str, dict[str, float | None]] | None = None,
 ) -> pd.DataFrame:
     """``monitoring.performance_daily`` rows (``kind = realized``), one set per model version.
 
@@ -198,6 +199,8 @@ def realized_performance(
             days before D (a window plus the label horizon is enough).
         labels: the label model's rows: ``keys``, ``as_of_date``, ``label``, ``label_known_at``;
             only labels known by the end of D count.
+        baselines: each model version's own holdout metrics (a version is compared with the
+            holdout it was judged on); a version missing here is compared with ``reference``'s.
 
     Returns:
         No rows when nothing was scored before D; while no label has landed, the rows of the
@@ -218,7 +221,8 @@ def realized_performance(
     for version, rows in joined.groupby(joined["model_version"].astype(str), sort=True):
         labeled = rows[rows[LABEL].notna()]
         values = evaluation.metrics(labeled[LABEL].to_numpy(), labeled[SCORE].to_numpy(), task) if len(labeled) else {}
-        out.append(_rows(values, baseline, use_case=use_case, day=day, model_version=version, kind="realized",
+        own = (baselines or {}).get(version, baseline)
+        out.append(_rows(values, own, use_case=use_case, day=day, model_version=version, kind="realized",
                          rows=len(rows), labeled=len(labeled), first=min(rows["scoring_date"]),
                          last=max(rows["scoring_date"])))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=PERFORMANCE_COLUMNS)
@@ -238,5 +242,9 @@ def _rows(values: dict[str, Any], baseline: dict[str, float | None], *, use_case
             "rows": int(rows), "labeled_rows": int(labeled), "label_coverage": labeled / rows if rows else 0.0,
             "first_scoring_date": first, "last_scoring_date": last,
         })
-    return pd.DataFrame(out, columns=PERFORMANCE_COLUMNS).astype(
-        {"value": "float64", "reference_value": "float64", "change": "float64"})
+    import pyarrow as pa
+
+    return pd.DataFrame(out, columns=PERFORMANCE_COLUMNS).astype({
+        "value": "float64", "reference_value": "float64", "change": "float64",
+        "first_scoring_date": pd.ArrowDtype(pa.date32()), "last_scoring_date": pd.ArrowDtype(pa.date32()),
+    })

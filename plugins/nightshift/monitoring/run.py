@@ -198,13 +198,55 @@ def realized(settings: Settings, use_case: UseCase, day: date, reference: pd.Dat
     first = day - timedelta(days=config.realized_window_days + use_case.horizon_days + 7)
     predictions = read_if_exists(warehouse, table, lambda: warehouse.read_range(table, "scoring_date", first,
                                                                                  day - timedelta(days=1)))
-    labels = read_if_exists(warehouse, use_case.label_table, lambda: warehouse.read(use_case.label_table))
+    labels = read_if_exists(warehouse, use_case.label_table,
+                            lambda: warehouse.read_range(use_case.label_table, "as_of_date", first, day))
     if predictions is None or labels is None or not len(predictions):
         return pd.DataFrame(columns=PERFORMANCE_COLUMNS)
     predictions = predictions.astype(use_case.key_dtypes)
     labels = labels.astype(use_case.key_dtypes)
     return realized_performance(predictions, labels, reference, use_case.task, use_case.key_columns,
-                                use_case=use_case.name, day=day, window_days=config.realized_window_days)
+                                use_case=use_case.name, day=day, window_days=config.realized_window_days,
+                                baselines=version_baselines(settings, use_case, predictions["model_version"]))
+
+
+def version_baselines(settings: Settings, use_case: UseCase, versions: Any) -> dict[str, dict[str, float | None]]:
+    """Each version's own holdout metrics (``holdout.<metric>`` of its MLflow run): what the gate judged."""
+    from nightshift.modeling import registry
+    from nightshift.monitoring.performance import METRICS
+
+    client = registry.connect(settings)
+    out = {}
+    for version in sorted({str(v) for v in versions}):
+        metrics = client.get_run(client.get_model_version(use_case.model_name, version).run_id).data.metrics
+        out[version] = {name: metrics.get(f"holdout.{name}") for name in METRICS[use_case.task]}
+    return out
+
+
+def check_features(use_case: UseCase, config: MonitoringConfig, model_features: list[str], reference_columns: list[str],
+                   version: str) -> None:
+    """The reference holds every feature, and the features the ``monitoring:`` block names exist.
+
+    Raises:
+        DriftInputError: the version's reference lacks features (a run logged before them).
+        MonitoringConfigError: ``critical_features`` or ``exclude_features`` name no feature of the
+            model: a typo would silently switch a rule off.
+    """
+    from nightshift.monitoring.config import MonitoringConfigError
+    from nightshift.monitoring.drift import DriftInputError
+
+    lacking = [f for f in model_features if f not in reference_columns]
+    if lacking:
+        raise DriftInputError(
+            f"{use_case.name}: the reference sample of version {version} lacks feature(s) {lacking}; it was logged "
+            f"before they existed. Retrain (the `retrain_{use_case.name}` DAG) so the champion logs a full reference"
+        )
+    for key in ("critical_features", "exclude_features"):
+        unknown = [f for f in getattr(config, key) if f not in model_features]
+        if unknown:
+            raise MonitoringConfigError(
+                f"{use_case.path or use_case.name}: monitoring.{key} names {unknown}, which are not features of "
+                f"version {version} ({', '.join(model_features)}); fix the names in the use-case file"
+            )
 
 
 def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: bool = False,
@@ -241,7 +283,8 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
     version = client.get_model_version(use_case.model_name, scored.model_version)
     service = version.tags.get("feature_service", use_case.feature_service)
     reference = load_frame(version.run_id, REFERENCE_ARTIFACT)
-    model_features = [f for f in features.feature_names(settings, service) if f in reference.columns]
+    model_features = features.feature_names(settings, service)
+    check_features(use_case, config, model_features, list(reference.columns), scored.model_version)
     watched = [f for f in model_features if f not in config.exclude_features]
     categorical = [c for c in use_case.training.get("categorical", []) if c in model_features]
 
@@ -260,7 +303,8 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
         use_case=use_case.name, day=day, backfill=backfill or scored.backfill, retrain_active=retrain_active,
         request_pending=pending_request(settings, use_case, day, known["last_trained_on"], config), **known,
     )
-    decision: Decision = decide(triggers(drift.rows, performance, config, use_case.task), facts, config)
+    decision: Decision = decide(triggers(drift.rows, performance, config, use_case.task, scored.model_version),
+                                facts, config)
 
     with tempfile.TemporaryDirectory() as tmp:
         html = drift.save_html(Path(tmp) / "drift_report.html")
@@ -268,14 +312,21 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
         logged = log_report(client, version.run_id, html, use_case.name, day)
 
     key = partition(use_case.name, day)
+    row = decision.row()
+    earlier = earlier_request(settings, use_case.name, day)
+    if earlier is not None:
+        # D already asked for a retrain: a rerun of D keeps that record (the retrain it started
+        # would otherwise suppress it) and asks for nothing again
+        row, decision = earlier, Decision(use_case.name, day, REQUESTED, list(decision.triggers), [],
+                                          decision.model_version)
     _warehouse(settings).replace_partitions([
         PartitionWrite(DRIFT_DAILY, key, drift.rows.drop(columns=["use_case", "monitor_date"])),
         PartitionWrite(PERFORMANCE_DAILY, key, performance.drop(columns=["use_case", "monitor_date"])),
-        PartitionWrite(RETRAIN_REQUESTS, key, decision.row().drop(columns=["use_case", "monitor_date"])),
+        PartitionWrite(RETRAIN_REQUESTS, key, row.drop(columns=["use_case", "monitor_date"])),
     ])
     drifted = drift.features[drift.features["drifted"]]
     return {
-        **decision.as_dict(),
+        **decision.as_dict(), "already_requested": earlier is not None,
         "report": stored, "mlflow_artifact": f"runs:/{version.run_id}/{logged}",
         "drifted_features": drifted["column_name"].tolist(), "features": int(len(drift.features)),
         "prediction_drifted": bool(drift.prediction["drifted"].any()),
@@ -283,9 +334,22 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
     }
 
 
+def earlier_request(settings: Settings, use_case_name: str, day: date) -> pd.DataFrame | None:
+    """D's ``monitoring.retrain_requests`` row when an earlier run of D requested a retrain, else None."""
+    from nightshift.modeling.reads import read_if_exists
+
+    warehouse = _warehouse(settings)
+    found = read_if_exists(warehouse, RETRAIN_REQUESTS,
+                           lambda: warehouse.read(RETRAIN_REQUESTS, partition(use_case_name, day)))
+    if found is None or not len(found) or found["decision"].iloc[0] != REQUESTED:
+        return None
+    return found.reset_index(drop=True)
+
+
 def first_request(decisions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The decision of a run's days that asks for a retrain (one request per run at most)."""
-    return next((d for d in decisions if d["decision"] == REQUESTED), None)
+    """The decision of a run's days that asks for a retrain (one request per run at most); a night
+    that requested one in an earlier run asks for nothing again."""
+    return next((d for d in decisions if d["decision"] == REQUESTED and not d.get("already_requested")), None)
 
 
 def request_extra(decision: dict[str, Any]) -> dict[str, Any]:
