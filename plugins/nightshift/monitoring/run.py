@@ -184,7 +184,7 @@ def current_sample(settings: Settings, use_case: UseCase, scored: ScoredDay, day
 
 
 def realized(settings: Settings, use_case: UseCase, day: date, reference: pd.DataFrame,
-             config: MonitoringConfig) -> pd.DataFrame:
+             config: MonitoringConfig, client: MlflowClient) -> pd.DataFrame:
     """Realized performance of the scoring days in the window before D whose labels are known by D."""
     import pandas as pd
 
@@ -206,15 +206,13 @@ def realized(settings: Settings, use_case: UseCase, day: date, reference: pd.Dat
     labels = labels.astype(use_case.key_dtypes)
     return realized_performance(predictions, labels, reference, use_case.task, use_case.key_columns,
                                 use_case=use_case.name, day=day, window_days=config.realized_window_days,
-                                baselines=version_baselines(settings, use_case, predictions["model_version"]))
+                                baselines=version_baselines(client, use_case, predictions["model_version"]))
 
 
-def version_baselines(settings: Settings, use_case: UseCase, versions: Any) -> dict[str, dict[str, float | None]]:
+def version_baselines(client: MlflowClient, use_case: UseCase, versions: Any) -> dict[str, dict[str, float | None]]:
     """Each version's own holdout metrics (``holdout.<metric>`` of its MLflow run): what the gate judged."""
-    from nightshift.modeling import registry
     from nightshift.monitoring.performance import METRICS
 
-    client = registry.connect(settings)
     out = {}
     for version in sorted({str(v) for v in versions}):
         metrics = client.get_run(client.get_model_version(use_case.model_name, version).run_id).data.metrics
@@ -295,7 +293,7 @@ def monitor_day(settings: Settings, use_case_name: str, day: date, *, backfill: 
     estimated = estimated_performance(current, reference, use_case.task, model_features, categorical,
                                       use_case=use_case.name, day=day, model_version=scored.model_version,
                                       seed=config.seed)
-    labeled = realized(settings, use_case, day, reference, config)
+    labeled = realized(settings, use_case, day, reference, config, client)
     performance = pd.concat([estimated, labeled], ignore_index=True) if len(labeled) else estimated
 
     known = model_facts(settings, use_case, client)
