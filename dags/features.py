@@ -30,6 +30,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, task
+from nightshift.airflow.alerts import dag_callbacks, task_defaults
 from nightshift.airflow.assets import features_asset, raw_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.airflow.guards import dag_start, start_date_guard
@@ -47,7 +48,8 @@ for use_case_name, use_case in USE_CASES.items():
         start_date=dag_start(use_case.start_date),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **dag_callbacks(),
+        default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "features", use_case_name],
         doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
     ):
@@ -55,7 +57,7 @@ for use_case_name, use_case in USE_CASES.items():
         @task
         def check_raw_data(name: str, ds: str | None = None, triggering_asset_events: dict | None = None) -> str:
             """D, once every source of the use case has an ingested partition for it."""
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift import days, features
             from nightshift.usecase import use_case_of
@@ -65,7 +67,7 @@ for use_case_name, use_case in USE_CASES.items():
                 day = features.resolve_day(settings, use_case_of(settings, name),
                                            days.candidate_days(ds, triggering_asset_events))
             except features.FeatureDataMissing as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
             features.prepare_dbt_tables(settings)
             return day.isoformat()
 
@@ -98,7 +100,7 @@ for use_case_name, use_case in USE_CASES.items():
             from dataclasses import asdict
             from datetime import date
 
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift import days, features
             from nightshift.usecase import use_case_of
@@ -107,7 +109,7 @@ for use_case_name, use_case in USE_CASES.items():
             try:
                 report = asdict(features.check_skew(settings, name, date.fromisoformat(day)))
             except features.SkewDetected as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
             # the score DAG learns from the event which days it is for (several may have landed at once)
             outlet_events[features_asset(name)].extra = features.features_event(
                 settings, use_case_of(settings, name), date.fromisoformat(day),

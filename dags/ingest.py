@@ -6,7 +6,8 @@ another, nor another use case. For logical date **D** (one run per day; backfill
 the UI or with `airflow backfill create`):
 
 1. **wait_for_batch** waits for D's files in `<landing>/<source>/<D>/` and fails with a
-   clear message once the source's `wait_hours` after the end of D have passed.
+   clear message once the source's `wait_hours` after the end of D have passed. A run started by
+   hand or by a backfill does not wait: without D's files it fails at once, with the same advice.
 2. **validate_and_load** validates the batch with `expectations/<source>.json` (GX).
    Rows that break a row rule go to `quarantine.<source>` with the rules they broke;
    the others go to `raw.<source>`; the counts go to `meta.validation_runs`.
@@ -25,6 +26,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, task
 
+from nightshift.airflow.alerts import announce, dag_callbacks, quarantine_alert, task_defaults
 from nightshift.airflow.assets import raw_asset
 from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.settings import Settings
@@ -41,7 +43,8 @@ for source_name, source in all_sources(USE_CASES).items():
         start_date=dag_start(min(u.start_date for u in readers)),
         catchup=any(u.catchup for u in readers),
         max_active_runs=4,
-        default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **dag_callbacks(),
+        default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "ingest", *sorted(u.name for u in readers)],
         doc_md=__doc__.replace("`<source>`", f"`{source_name}`", 1),
     ):
@@ -52,25 +55,28 @@ for source_name, source in all_sources(USE_CASES).items():
             timeout=timedelta(hours=source.wait_hours + 24).total_seconds(),
             mode="reschedule",
         )
-        def wait_for_batch(name: str, ds: str | None = None) -> PokeReturnValue:
-            """Done once D's batch has landed; fails clearly after the source's deadline."""
+        def wait_for_batch(name: str, ds: str | None = None, dag_run=None) -> PokeReturnValue:  # noqa: ANN001
+            """Done once D's batch has landed; fails clearly after the source's deadline, or at once in a
+            run started by hand or by a backfill (only the nightly run waits for a late upstream)."""
             from datetime import date
 
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift import ingest
 
             try:
-                return PokeReturnValue(is_done=ingest.wait_for_batch(name, date.fromisoformat(ds[:10])))
+                scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
+                return PokeReturnValue(is_done=ingest.wait_for_batch(name, date.fromisoformat(ds[:10]), wait=scheduled))
             except ingest.BatchMissing as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
 
         @task(task_id="validate_and_load", outlets=[raw_asset(source_name)])
-        def validate_and_load(name: str, ds: str | None = None, outlet_events: dict | None = None) -> dict:
+        def validate_and_load(name: str, alert_share: float, ds: str | None = None,
+                              outlet_events: dict | None = None) -> dict:
             """Validate D's batch and replace D's raw, quarantine and summary partitions."""
             from datetime import date
 
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift import ingest
 
@@ -78,10 +84,12 @@ for source_name, source in all_sources(USE_CASES).items():
                 summary = ingest.ingest_day(name, date.fromisoformat(ds[:10]))
                 # Downstream runs learn which day they are for from the event.
                 outlet_events[raw_asset(name)].extra = {"batch_date": summary["batch_date"]}
+                if (text := quarantine_alert(summary, alert_share)) is not None:
+                    announce("quarantine_above_threshold", text)
                 return summary
             except ingest.BatchRejected as exc:
                 # Retrying cannot fix a broken file: fail now, with the reason.
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
 
-        wait_for_batch(source_name) >> validate_and_load(source_name)
+        wait_for_batch(source_name) >> validate_and_load(source_name, source.alert_quarantined_share)
         start_date_guard(f"ingest_{source_name}", [u.name for u in readers])

@@ -33,6 +33,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 
+from nightshift.airflow.alerts import announce, dag_callbacks, task_defaults
 from nightshift.airflow.assets import predictions_asset, retrain_request_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.airflow.guards import dag_start, start_date_guard
@@ -56,7 +57,8 @@ for use_case_name, use_case in USE_CASES.items():
         catchup=False,
         # days in order: a request on D is what suppresses D + 1's (debounce)
         max_active_runs=1,
-        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **dag_callbacks(),
+        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "monitor", use_case_name],
         doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
         params={
@@ -70,7 +72,7 @@ for use_case_name, use_case in USE_CASES.items():
         def days_to_monitor(name: str, ds: str | None = None, triggering_asset_events: dict | None = None,
                             dag_run=None) -> list[str]:  # noqa: ANN001 - Airflow's DagRun
             """The days the predictions events name, or the run's day."""
-            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+            from nightshift.airflow.messages import fail, skip
 
             from nightshift import days
             from nightshift.monitoring import run
@@ -80,9 +82,9 @@ for use_case_name, use_case in USE_CASES.items():
             try:
                 chosen = run.days_to_monitor(Settings.from_env(), name, candidates, scheduled)
             except run.NothingToMonitor as exc:
-                raise AirflowSkipException(str(exc)) from exc
+                raise skip(str(exc)) from exc
             except run.DayNotScored as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
             return [d.isoformat() for d in chosen]
 
         @task
@@ -105,14 +107,15 @@ for use_case_name, use_case in USE_CASES.items():
         @task(outlets=[retrain_request_asset(use_case_name)])
         def request_retrain(name: str, decisions: list[dict], outlet_events: dict | None = None) -> dict:
             """Emit `retrain-request/<use case>` with the reasons; skipped when no day asked for one."""
-            from airflow.sdk.exceptions import AirflowSkipException
+            from nightshift.airflow.messages import skip
 
             from nightshift.monitoring import run
 
             request = run.first_request(decisions)
             if request is None:
-                raise AirflowSkipException("no retrain requested: " + "; ".join(run.summary(d) for d in decisions))
+                raise skip("no retrain requested: " + "; ".join(run.summary(d) for d in decisions))
             outlet_events[retrain_request_asset(name)].extra = run.request_extra(request)
+            announce("retrain_requested", f"{name}: {run.summary(request)}")
             return request
 
         decided = monitor(use_case_name, days_to_monitor(use_case_name))

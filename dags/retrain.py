@@ -36,6 +36,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
+from nightshift.airflow.alerts import TRAIN_TIMEOUT_HOURS, announce, dag_callbacks, gate_event, task_defaults
 from nightshift.airflow.assets import retrain_request_asset
 from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.settings import Settings
@@ -56,24 +57,25 @@ for use_case_name, use_case in USE_CASES.items():
         start_date=dag_start(use_case.start_date),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **dag_callbacks(),
+        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "retrain", use_case_name],
         doc_md=__doc__,
     ):
 
-        @task
+        @task(execution_timeout=timedelta(hours=TRAIN_TIMEOUT_HOURS))
         def train(name: str, ds: str | None = None, dag_run=None,  # noqa: ANN001 - Airflow's DagRun
                   triggering_asset_events: dict | None = None) -> dict:
             """Train and log a challenger; returns its MLflow run id. A drift request's run trains up to its day."""
             from nightshift.modeling import retrain
 
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             trigger = retrain.trigger_of(dag_run.run_type)
             request = retrain.drift_request_of(triggering_asset_events) if trigger == "drift" else None
             if trigger == "drift" and request is None:
                 # an asset-triggered run has no logical date: without the request's night it would train as of now
-                raise AirflowFailException(
+                raise fail(
                     f"this run was started by a retrain-request/{name} event without a `monitor_date` in its extra "
                     "(an event made by hand?); trigger the DAG by hand instead, or emit the event with the night")
             run_date = retrain.drift_run_date(request) if request else retrain.run_date_of(ds)
@@ -89,21 +91,26 @@ for use_case_name, use_case in USE_CASES.items():
 
             report = retrain.evaluate_challenger(Settings.from_env(), name, trained["run_id"])
             print(retrain.gate_summary(report))
+            announce(gate_event(report), f"{name}: {retrain.gate_summary(report)}")
             return {"verdict": report["verdict"], "reasons": report["reasons"]}
 
         @task(pool="model_registry")
         def register(name: str, trained: dict, verdict: dict, dag_run=None) -> dict:  # noqa: ANN001
             """Register the version; move `champion` only on a pass over the judged champion; audit it."""
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift.modeling import registry, retrain
 
             try:
-                return retrain.register_challenger(
+                registered = retrain.register_challenger(
                     Settings.from_env(), name, trained["run_id"], retrain.trigger_of(dag_run.run_type), dag_run.run_id
                 )
             except registry.ChampionMoved as exc:
-                raise AirflowFailException(str(exc)) from exc  # a retry would refuse again: evaluate must rerun
+                raise fail(str(exc)) from exc  # a retry would refuse again: evaluate must rerun
+            if registered["promoted"]:
+                announce("champion_changed", f"{name}: models:/{name}@champion is now version {registered['version']} "
+                                             f"(run {dag_run.run_id})")
+            return registered
 
         trained = train(use_case_name)
         register(use_case_name, trained, evaluate(use_case_name, trained))

@@ -19,6 +19,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, task
 
+from nightshift.airflow.alerts import dag_callbacks, task_defaults
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 
@@ -30,7 +31,8 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    **dag_callbacks(),
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1), **task_defaults()},
     tags=["nightshift", "registry"],
     doc_md=__doc__,
     params={
@@ -44,7 +46,7 @@ with DAG(
     @task(pool="model_registry")
     def rollback(params: dict | None = None, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
         """Move `champion` to the requested version, or refuse (audited) and fail."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from nightshift.airflow.messages import fail
 
         from nightshift.modeling import registry
         from nightshift.usecase import use_case_of
@@ -56,6 +58,6 @@ with DAG(
                 force=bool(params["force"]), airflow_run_id=dag_run.run_id,
             )
         except registry.RollbackRefused as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise fail(str(exc)) from exc
 
     rollback()

@@ -41,6 +41,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, PokeReturnValue, task
+from nightshift.airflow.alerts import dag_callbacks, task_defaults
 from nightshift.airflow.assets import features_asset, predictions_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
 from nightshift.airflow.guards import dag_start, start_date_guard
@@ -64,7 +65,8 @@ for use_case_name, use_case in USE_CASES.items():
         catchup=use_case.catchup,
         # a scheduled run may wait for its day (scoring.wait_hours) beside the runs features trigger
         max_active_runs=3,
-        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2)},
+        **dag_callbacks(),
+        default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "score", use_case_name],
         doc_md=__doc__.replace("`<use case>`", f"`{use_case_name}`", 1),
         params={
@@ -81,7 +83,7 @@ for use_case_name, use_case in USE_CASES.items():
                           dag_run=None) -> PokeReturnValue:  # noqa: ANN001 - Airflow's DagRun
             """Every day the features events name (or the run's day); a scheduled run scores its day only if
             nobody did by the deadline."""
-            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+            from nightshift.airflow.messages import fail, skip
 
             from nightshift import days, scoring
 
@@ -90,9 +92,9 @@ for use_case_name, use_case in USE_CASES.items():
             try:
                 chosen = scoring.days_to_score(Settings.from_env(), name, candidates, scheduled)
             except scoring.DayAlreadyScored as exc:
-                raise AirflowSkipException(str(exc)) from exc
+                raise skip(str(exc)) from exc
             except (scoring.DayNotScored, scoring.NoChampion, scoring.FeatureContractBroken) as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
             return PokeReturnValue(is_done=chosen is not None, xcom_value=[d.isoformat() for d in chosen or []])
 
         @task
@@ -100,7 +102,7 @@ for use_case_name, use_case in USE_CASES.items():
             """For each day: the champion version (pinned for the run), its feature service and the shard count."""
             from datetime import date
 
-            from airflow.sdk.exceptions import AirflowFailException
+            from nightshift.airflow.messages import fail
 
             from nightshift import features, scoring
 
@@ -108,7 +110,7 @@ for use_case_name, use_case in USE_CASES.items():
                 plans = scoring.plans_for(Settings.from_env(), name, [date.fromisoformat(d) for d in day_list],
                                           airflow_run_id=dag_run.run_id)
             except (features.FeatureDataMissing, scoring.NoChampion, scoring.FeatureContractBroken) as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise fail(str(exc)) from exc
             return [p.as_dict() for p in plans]
 
         @task
@@ -154,14 +156,14 @@ for use_case_name, use_case in USE_CASES.items():
             """Score the `challenger` alias into predictions.<use case>_shadow; skipped when there is none."""
             from datetime import date
 
-            from airflow.sdk.exceptions import AirflowSkipException
+            from nightshift.airflow.messages import skip
 
             from nightshift import scoring
 
             result = scoring.score_day(Settings.from_env(), name, date.fromisoformat(scoring_plan["scoring_date"]),
                                        alias=scoring.SHADOW_ALIAS, airflow_run_id=dag_run.run_id)
             if result is None:
-                raise AirflowSkipException("no `challenger` alias: nothing to shadow-score")
+                raise skip("no `challenger` alias: nothing to shadow-score")
             return result
 
         planned = plan(use_case_name, days_to_score(use_case_name))

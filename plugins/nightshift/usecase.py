@@ -50,6 +50,8 @@ class SourceConfig:
     wait_hours: float = 6.0
     #: Which files of D's landing folder make the batch (a glob on the file name); others are ignored.
     pattern: str = DEFAULT_PATTERN
+    #: A batch whose quarantined share is above this succeeds but raises a "quarantine above threshold" alert.
+    alert_quarantined_share: float = 0.05
 
     def __post_init__(self) -> None:
         try:
@@ -196,15 +198,17 @@ def _sources(path: Path, spec: Any) -> dict[str, SourceConfig]:
     for name, source in (spec or {}).items():
         source = source or {}
         if not isinstance(source, dict):
-            raise _fail(path, f"source {name!r} must be a mapping (suite, wait_hours, pattern), got {source!r}")
-        unknown = set(source) - {"suite", "wait_hours", "pattern"}
+            raise _fail(path, f"source {name!r} must be a mapping (suite, wait_hours, pattern, alert_quarantined_share), "
+                              f"got {source!r}")
+        unknown = set(source) - {"suite", "wait_hours", "pattern", "alert_quarantined_share"}
         if unknown:
             raise _fail(path, f"source {name!r} has unknown key(s) {sorted(unknown)}; "
-                              "known: pattern, suite, wait_hours")
+                              "known: alert_quarantined_share, pattern, suite, wait_hours")
         try:
             sources[name] = SourceConfig(name=name, suite=source.get("suite", name),
                                          wait_hours=float(source.get("wait_hours", 6)),
-                                         pattern=source.get("pattern", DEFAULT_PATTERN))
+                                         pattern=source.get("pattern", DEFAULT_PATTERN),
+                                         alert_quarantined_share=float(source.get("alert_quarantined_share", 0.05)))
         except ConfigError as exc:
             raise _fail(path, f"sources.{name}: {exc}") from exc
     if not sources:

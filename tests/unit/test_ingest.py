@@ -103,6 +103,17 @@ def test_missing_batch_waits_until_the_deadline_then_fails_clearly(settings: Set
     assert batch_landed(settings, ACTIVITY, DAY, now=deadline) is True
 
 
+def test_a_run_started_by_hand_or_a_backfill_fails_at_once_without_a_batch(settings: Settings) -> None:
+    """Only the nightly scheduled run waits for a late upstream; a user's run for a day without data
+    fails now with the same advice, not after hours of sensor pokes."""
+    before_deadline = datetime(2026, 1, 4, 1, tzinfo=timezone.utc)
+    with pytest.raises(BatchMissing, match=r"nothing has landed in .*activity/2026-01-03/ yet.*does not wait") as info:
+        batch_landed(settings, ACTIVITY, DAY, now=before_deadline, wait=False)
+    assert "clear this task" in str(info.value) and "2026-01-04 06:00 UTC" in str(info.value)
+    land(settings, [good_row(1)])
+    assert batch_landed(settings, ACTIVITY, DAY, now=before_deadline, wait=False) is True
+
+
 def test_reading_a_partition_that_does_not_exist_says_so(settings: Settings) -> None:
     with pytest.raises(WarehouseError, match="does not exist yet"):
         Warehouse.from_uri(settings.warehouse_uri).read("raw.activity")

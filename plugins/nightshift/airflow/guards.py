@@ -25,7 +25,7 @@ def start_date_guard(dag_id: str, use_case_names: list[str]) -> Any:
         """Fails when the run's day precedes the use case's start_date (config/<use case>.yaml)."""
         from datetime import date
 
-        from airflow.sdk.exceptions import AirflowFailException
+        from nightshift.airflow.messages import fail
 
         from nightshift.settings import Settings
         from nightshift.usecase import RunBeforeStart, check_run_date, load_use_cases
@@ -35,7 +35,7 @@ def start_date_guard(dag_id: str, use_case_names: list[str]) -> Any:
         try:
             check_run_date(dag_id, day, [use_cases[name] for name in use_case_names])
         except RunBeforeStart as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise fail(str(exc)) from exc
         return day.isoformat()
 
     guard = check_start_date()

@@ -181,7 +181,10 @@ def main() -> int:
         if failed:
             print(f"monitor_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
             return 1
-    if _drift_retrain(settings, env, airflow_home) != 0:
+    drift_retrain = _drift_retrain(settings, env, airflow_home)
+    # the demo unpaused it for the drift request; a DAG the user has not enabled stays paused afterwards
+    airflow_cli(env, "dags", "pause", "retrain_churn")
+    if drift_retrain != 0:
         return 1
 
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)

@@ -66,11 +66,16 @@ def batch_deadline(source: SourceConfig, day: date) -> datetime:
     return end_of_day + timedelta(hours=source.wait_hours)
 
 
-def batch_landed(settings: Settings, source: SourceConfig, day: date, now: datetime | None = None) -> bool:
+def batch_landed(settings: Settings, source: SourceConfig, day: date, now: datetime | None = None,
+                 wait: bool = True) -> bool:
     """True once a batch for (source, day) has landed; raise once its deadline has passed.
 
+    ``wait=False`` (a run started by hand or by a backfill) raises at once when nothing has landed:
+    only the scheduler's own nightly run waits for a late upstream.
+
     Raises:
-        BatchMissing: nothing landed by the deadline (a past day's deadline has always passed).
+        BatchMissing: nothing landed by the deadline (a past day's deadline has always passed), or
+            nothing landed and the run does not wait.
     """
     landing = Landing(settings.landing_uri)
     files, ignored = landing.list_day(source.name, day, source.pattern)
@@ -79,6 +84,12 @@ def batch_landed(settings: Settings, source: SourceConfig, day: date, now: datet
     now = now or datetime.now(timezone.utc)
     deadline = batch_deadline(source, day)
     location, note = landing.batch_location(source.name, day), _ignored_note(source, ignored)
+    if not wait and now < deadline:
+        raise BatchMissing(
+            f"no batch for source {source.name!r} on {day}: nothing has landed in {location} yet{note}, and a run "
+            "started by hand or by a backfill does not wait for one (the nightly scheduled run waits until "
+            f"{deadline:%Y-%m-%d %H:%M} UTC). Land the file there, then clear this task in Airflow"
+        )
     if now >= deadline:
         raise BatchMissing(
             f"no batch for source {source.name!r} on {day}: nothing landed in {location} "
@@ -208,10 +219,11 @@ def configured_source(settings: Settings, name: str) -> SourceConfig:
     return all_sources(load_use_cases(settings.config_dir))[name]
 
 
-def wait_for_batch(source_name: str, day: date) -> bool:
-    """Entry point of the ingest sensor: has (source, day) landed? (raises past the deadline)."""
+def wait_for_batch(source_name: str, day: date, wait: bool = True) -> bool:
+    """Entry point of the ingest sensor: has (source, day) landed? (raises past the deadline, or at
+    once when the run does not ``wait``)."""
     settings = Settings.from_env()
-    return batch_landed(settings, configured_source(settings, source_name), day)
+    return batch_landed(settings, configured_source(settings, source_name), day, wait=wait)
 
 
 def ingest_day(source_name: str, day: date) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""Puts each finished Nightshift run's skip and failure reasons on its Dag run note.
+
+An Airflow listener, registered by the Nightshift plugin: Airflow calls it in the scheduler when
+a Dag run succeeds or fails, inside the scheduler's own transaction. It reads the reasons the run's
+tasks kept (:mod:`nightshift.airflow.messages`) and writes them as the run's note, unless a person
+already wrote one. Anything that goes wrong here is logged by Airflow and never changes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+log = logging.getLogger(__name__)
+#: The XCom key of a task's reason (:data:`nightshift.airflow.messages.REASON_KEY`, not imported:
+#: that module loads the Task SDK's exceptions, which the scheduler does not need).
+REASON_KEY = "nightshift_reason"
+NOTE_LIMIT = 1000
+
+
+def note_text(reasons: list[str]) -> str | None:
+    """The note for a run's kept reasons (None when there are none); the longest is cut at the limit."""
+    if not reasons:
+        return None
+    return "\n".join(f"- {reason}" for reason in sorted(set(reasons)))[:NOTE_LIMIT]
+
+
+def _reasons(dag_run: Any, session: Any) -> list[str]:
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+
+    rows = session.execute(select(XComModel.value).where(
+        XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id, XComModel.key == REASON_KEY)).all()
+    found = []
+    for (value,) in rows:
+        while isinstance(value, str) and value[:1] == '"':  # stored JSON-encoded
+            value = json.loads(value)
+        found.append(str(value))
+    return found
+
+
+def _note(dag_run: Any) -> None:
+    from sqlalchemy.orm import object_session
+
+    session = object_session(dag_run)
+    if session is None or dag_run.note:
+        return
+    text = note_text(_reasons(dag_run, session))
+    if text:
+        dag_run.note = text
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    """A succeeded run whose tasks skipped with a reason carries it as its note."""
+    _note(dag_run)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    """A failed run carries its tasks' failure reasons as its note."""
+    _note(dag_run)
