@@ -1,11 +1,16 @@
-"""Registers Nightshift's views in the Airflow UI (the code is in ``nightshift.airflow.ui``)."""
+"""Nightshift's Airflow plugin: its views in the Airflow UI (``nightshift.airflow.ui``), the listener
+that writes run notes (``nightshift.airflow.notes``), and, in the scheduler only, the preload of the
+libraries tasks use (``nightshift.airflow.preload``)."""
 
 from airflow.plugins_manager import AirflowPlugin
 
 from nightshift.airflow import notes
+from nightshift.airflow.preload import preload_for_scheduler
 from nightshift.airflow.ui import plugin_attributes
 
 _ATTRIBUTES = plugin_attributes()
+# In the scheduler only: the libraries tasks import, loaded once before LocalExecutor forks its workers.
+preload_for_scheduler()
 
 
 class NightshiftPlugin(AirflowPlugin):

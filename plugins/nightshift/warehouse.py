@@ -98,6 +98,11 @@ class WarehouseError(RuntimeError):
     """The warehouse could not be reached or written; the message says what to do."""
 
 
+class WarehouseBusy(WarehouseError):
+    """A read-only reader met a write group a killed process committed but did not apply: reading
+    now could mix old and new partitions, and a read-only reader does not finish other writers' work."""
+
+
 class TableMissing(WarehouseError):
     """The table, or the partition asked for, has not been written yet: no data, not a failure.
 
@@ -110,15 +115,17 @@ class Warehouse(ABC):
     """Partitioned tables, written by whole-partition replacement."""
 
     @staticmethod
-    def from_uri(uri: str) -> Warehouse:
+    def from_uri(uri: str, read_only: bool = False) -> Warehouse:
         """The backend for ``duckdb:///…`` or ``postgresql://…``.
 
-        An embedded warehouse first rolls forward any write group a killed process committed.
+        An embedded warehouse first rolls forward any write group a killed process committed;
+        a ``read_only`` one (the UI's views) never does, never writes, and takes shared locks only.
         """
         scheme = urlparse(uri).scheme
         if scheme == "duckdb":
-            warehouse = DuckDBWarehouse(Path(urlparse(uri).path))
-            warehouse.recover()
+            warehouse = DuckDBWarehouse(Path(urlparse(uri).path), read_only=read_only)
+            if not read_only:
+                warehouse.recover()
             return warehouse
         if scheme.startswith("postgres"):
             return PostgresWarehouse(uri)
@@ -227,8 +234,9 @@ _JOURNAL = ".transactions"
 class DuckDBWarehouse(Warehouse):
     """Parquet partitions, published as views in a DuckDB file; write groups commit by manifest."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, read_only: bool = False) -> None:
         self.database = database
+        self.read_only = read_only
         self.root = database.parent / "tables"
         self.journal = self.root / _JOURNAL
 
@@ -283,6 +291,7 @@ class DuckDBWarehouse(Warehouse):
         The folder's lock file is held for the life of this writer, so recovery in another
         process removes it only once this process is gone.
         """
+        self._refuse_if_read_only()
         name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         stage, holder, manifest = self.journal / name, self.journal / f"{name}.lock", self.journal / f"{name}.json"
         with self._lock(fcntl.LOCK_SH):  # recovery (exclusive) never sees a folder without its held lock
@@ -368,6 +377,10 @@ class DuckDBWarehouse(Warehouse):
             if folder.is_dir() and not folder.with_suffix(".lock").exists():
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise WarehouseError(f"this handle on {self.root} is read-only (the UI's views): it never writes")
+
     @contextlib.contextmanager
     def _lock(self, mode: int) -> Iterator[IO[str]]:
         self.database.parent.mkdir(parents=True, exist_ok=True)
@@ -382,6 +395,10 @@ class DuckDBWarehouse(Warehouse):
             yield
             return
         with self._lock(fcntl.LOCK_SH) as handle:
+            if self.read_only and self._committed():
+                raise WarehouseBusy(
+                    f"the warehouse in {self.root} holds a write group that a killed task committed but did not apply; "
+                    "the next Nightshift task that touches the warehouse applies it. Reload this page after that")
             while self._committed():
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 self._roll_forward()
@@ -447,6 +464,7 @@ class DuckDBWarehouse(Warehouse):
 
     def publish(self, tables: set[str] | None = None, force: bool = False) -> None:
         """Create the catalog view of each table that does not have one yet."""
+        self._refuse_if_read_only()
         wanted = sorted(tables if tables is not None else self.tables())
         pending = [t for t in wanted if force or not (self._table_dir(t) / ".published").exists()]
         if not pending:

@@ -83,6 +83,17 @@ def demo(airflow_harness: AirflowHarness) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def airflow(airflow_harness: AirflowHarness, demo: Demo) -> Iterator[dict[str, str]]:
+    """``airflow standalone``, started once the corrupt batch has landed and its backfill exists.
+
+    The backfill is created before the scheduler starts: on SQLite, Airflow 3.3 deletes the runs of
+    a backfill whose creation hit a locked DB, and a scheduler that had already picked them up
+    crashes (``ObjectDeletedError``), so backfills are made while nothing else writes.
+    """
+    landing = Landing(demo.world.settings.landing_uri)
+    landing.write_bytes("activity", BROKEN, batch_file_name("activity", BROKEN), b"event_id;customer_id\nnot,a,csv,file\n")
+    airflow_cli(airflow_harness.env, "dags", "reserialize")
+    airflow_cli(airflow_harness.env, "dags", "unpause", "ingest_activity")
+    create_backfill(airflow_harness.env, "ingest_activity", BROKEN, BROKEN, "--run-on-latest-version")
     with airflow_standalone(airflow_harness) as env:
         yield env
 
@@ -92,9 +103,6 @@ def test_a_corrupt_batch_fails_under_the_scheduler_and_its_retry_succeeds_after_
 ) -> None:
     landing = Landing(demo.world.settings.landing_uri)
     name = batch_file_name("activity", BROKEN)
-    landing.write_bytes("activity", BROKEN, name, b"event_id;customer_id\nnot,a,csv,file\n")
-    airflow_cli(airflow, "dags", "unpause", "ingest_activity")
-    create_backfill(airflow, "ingest_activity", BROKEN, BROKEN, "--run-on-latest-version")
     [(run_id, kind, state, _)] = wait_until(
         f"the backfill run of ingest_activity {BROKEN} to fail", lambda: [r for r in _runs(demo.db, "ingest_activity") if r[3] == str(BROKEN)],
         lambda seen: bool(seen) and seen[0][2] in ("success", "failed"), timeout=300)
@@ -177,7 +185,9 @@ def test_the_dag_list_shows_every_nightshift_dag(browser: Browser) -> None:
 def test_the_failed_try_shows_its_reason_and_the_retry_succeeded(browser: Browser, demo: Demo) -> None:
     run_id = demo.runs["ingest_activity"]
     page = browser.open(f"/dags/ingest_activity/runs/{run_id}")
-    page.get_by_text("validate_and_load failed: batch activity/2026-05-01").first.wait_for()  # the run's note
+    # the run's note, written by the scheduler's listener: the failure, marked resolved by the retry
+    page.get_by_text("validate_and_load failed: batch activity/2026-05-01").first.wait_for()
+    page.get_by_text("Resolved: the run succeeded after this.").first.wait_for()
     browser.shot("02-run-note")
     page = browser.open(f"/dags/ingest_activity/runs/{run_id}/tasks/validate_and_load?try_number=1")
     page.get_by_text("FAILED: batch activity/2026-05-01").first.wait_for()  # the reason, before the traceback
@@ -237,12 +247,14 @@ def test_a_backfill_launched_from_the_ui_completes(browser: Browser, demo: Demo,
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Backfill", exact=True).click()
-    for field, day in enumerate(UI_BACKFILL):
-        dialog.get_by_test_id("datetime-input").nth(field).click()
-        picker = page.locator("[data-scope=popover][data-part=content]:visible")
+    for field, day in enumerate(UI_BACKFILL):  # From, To: each opens its own date picker
+        trigger = dialog.get_by_test_id("datetime-input").nth(field)
+        trigger.click()
+        picker = page.locator(f'[id="{trigger.get_attribute("id").replace(":trigger", ":content")}"]')
         picker.get_by_placeholder("YYYY/MM/DD").fill(day.strftime("%Y/%m/%d"))
         picker.get_by_placeholder("HH:mm").fill("00:00")
         page.keyboard.press("Escape")
+        picker.wait_for(state="hidden")
     dialog.get_by_text(f"{len(UI_BACKFILL)} runs will be triggered").wait_for()
     browser.shot("10-backfill-dialog")
     dialog.get_by_role("button", name="Run Backfill").click()

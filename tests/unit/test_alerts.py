@@ -46,6 +46,16 @@ def test_a_sink_that_fails_never_fails_the_step(monkeypatch: pytest.MonkeyPatch,
     assert "could not be sent through SlackWebhookNotifier: slack unreachable" in caplog.text
 
 
+def test_connections_that_cannot_be_read_leave_the_log_as_the_sink(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    def unreachable(conn_id: str) -> None:
+        raise ConnectionError("secrets backend down")
+
+    monkeypatch.setattr(alerts, "_connection", unreachable)
+    assert alerts.announce("champion_changed", "churn: version 2") == ["log"]
+    assert "reached the log only" in caplog.text and "secrets backend down" in caplog.text
+
+
 def test_unknown_events_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown alert event 'gate_maybe'"):
         alerts.announce("gate_maybe", "x")

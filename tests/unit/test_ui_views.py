@@ -65,6 +65,30 @@ def test_the_ingest_view_shows_counts_reasons_and_quarantined_rows(settings: Set
     assert "quarantine.activity" in page.text
 
 
+def test_the_views_never_write_nor_finish_a_killed_writers_group(settings: Settings) -> None:
+    """A read-only handle (the views') refuses writes, and meets a committed-but-unapplied group with
+    503 and a reason instead of taking the exclusive lock to apply it."""
+    from nightshift.warehouse import PartitionWrite, Warehouse, WarehouseError, predictions_table
+
+    Warehouse.from_uri(settings.warehouse_uri).replace_partitions(
+        [PartitionWrite(predictions_table("churn"), {"scoring_date": DAY}, _scores(DAY, 5))])
+    read_only = Warehouse.from_uri(settings.warehouse_uri, read_only=True)
+    with pytest.raises(WarehouseError, match="read-only"):
+        read_only.replace_partitions([PartitionWrite(predictions_table("churn"), {"scoring_date": DAY}, _scores(DAY, 1))])
+    manifest = read_only.journal / "killed-writer.json"  # what a writer killed after its commit leaves
+    manifest.write_text("{}")
+    page = client(settings, [DAY]).get("/runs/score_churn/scheduled__2026-01-03T00:00:00+00:00")
+    assert page.status_code == 503 and "killed task committed" in page.text
+    assert manifest.exists(), "the view finished nobody's write group"
+
+
+def test_names_that_are_no_use_case_are_404_not_500(settings: Settings) -> None:
+    app = client(settings, [DAY])
+    assert app.get("/predictions/no_such_use_case").status_code == 404
+    assert app.get("/runs/score_no_such_use_case/x").status_code == 404
+    assert app.get("/reports/monitor/Bad..Name/2026-01-03").status_code == 404
+
+
 def test_an_ingest_run_without_a_validation_says_where_to_look(settings: Settings) -> None:
     page = client(settings, [DAY]).get("/runs/ingest_activity/manual__x")
     assert page.status_code == 200 and "No validation recorded for activity on 2026-01-03" in page.text
@@ -126,11 +150,14 @@ def test_the_retrain_view_shows_every_gate_check_and_the_champion_before_and_aft
     from nightshift.modeling import registry
     from nightshift.modeling.retrain import GATE_JSON
 
+    from nightshift.usecase import use_case_of
+
     registry.connect(settings)
     mlflow.set_tracking_uri(settings.mlflow_uri)
+    experiment = registry.ensure_experiment(settings, use_case_of(settings, "churn"))  # artifacts under the state dir
     checks = [{"name": "floor.auc", "value": 0.8123, "threshold": ">= 0.6", "passed": True, "detail": ""},
               {"name": "improvement.auc", "value": -0.01, "threshold": ">= 0.0", "passed": False, "detail": "worse"}]
-    with mlflow.start_run() as run:
+    with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_dict({"verdict": "failed", "reasons": ["improvement.auc"], "checks": checks}, GATE_JSON)
         mlflow.log_param("run_date", "2026-04-26")
     registry.record(settings, registry.AliasMove("churn", "churn", "rejected", "2", None, "schedule", "gate failed",

@@ -75,7 +75,12 @@ def announce(event: str, text: str, context: Any = None) -> list[str]:
     level = logging.ERROR if event in ("task_failed", "dag_failed", "gate_failed") else logging.WARNING
     log.log(level, "ALERT %s: %s", event, text)
     delivered = ["log"]
-    for notifier in sinks(subject, text):
+    try:
+        notifiers = sinks(subject, text)
+    except Exception as exc:  # noqa: BLE001 - an alert never fails the step it reports on
+        log.error("alert %s reached the log only: the Slack / e-mail Connections could not be read: %s", event, exc)
+        return delivered
+    for notifier in notifiers:
         try:
             notifier.notify(context or {})
             delivered.append(type(notifier).__name__)

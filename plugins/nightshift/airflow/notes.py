@@ -2,8 +2,10 @@
 
 An Airflow listener, registered by the Nightshift plugin: Airflow calls it in the scheduler when
 a Dag run succeeds or fails, inside the scheduler's own transaction. It reads the reasons the run's
-tasks kept (:mod:`nightshift.airflow.messages`) and writes them as the run's note, unless a person
-already wrote one. Anything that goes wrong here is logged by Airflow and never changes the run.
+tasks kept (:mod:`nightshift.airflow.messages`) and writes them as the run's note. A note a person
+wrote (it has a user) is never touched; a note this listener wrote is replaced by the run's latest
+reasons, and when a cleared run then succeeds with none, it is kept under "Resolved". Anything that
+goes wrong here is logged and never changes the run.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 #: that module loads the Task SDK's exceptions, which the scheduler does not need).
 REASON_KEY = "nightshift_reason"
 NOTE_LIMIT = 1000
+RESOLVED = "Resolved: the run succeeded after this.\n"
 
 
 def note_text(reasons: list[str]) -> str | None:
@@ -26,6 +29,18 @@ def note_text(reasons: list[str]) -> str | None:
     if not reasons:
         return None
     return "\n".join(f"- {reason}" for reason in sorted(set(reasons)))[:NOTE_LIMIT]
+
+
+def next_note(current: str | None, written_by_person: bool, reasons: list[str], succeeded: bool) -> str | None:
+    """The run's new note, or None to leave the note as it is."""
+    if written_by_person:
+        return None
+    text = note_text(reasons)
+    if text is not None:
+        return text if text != current else None
+    if current and succeeded and not current.startswith(RESOLVED):
+        return (RESOLVED + current)[:NOTE_LIMIT]  # cleared and retried: what failed before stays readable
+    return None
 
 
 def _reasons(dag_run: Any, session: Any) -> list[str]:
@@ -43,24 +58,30 @@ def _reasons(dag_run: Any, session: Any) -> list[str]:
     return found
 
 
-def _note(dag_run: Any) -> None:
+def _note(dag_run: Any, succeeded: bool) -> None:
     from sqlalchemy.orm import object_session
 
     session = object_session(dag_run)
-    if session is None or dag_run.note:
+    if session is None:
         return
-    text = note_text(_reasons(dag_run, session))
-    if text:
+    existing = dag_run.dag_run_note
+    try:  # a read in the scheduler's own transaction, which already holds SQLite's write lock
+        reasons = _reasons(dag_run, session)
+    except Exception as exc:  # noqa: BLE001 - a note is never worth a scheduler error
+        log.warning("no note for %s %s: %s", dag_run.dag_id, dag_run.run_id, exc)
+        return
+    text = next_note(dag_run.note, existing is not None and existing.user_id is not None, reasons, succeeded)
+    if text is not None:
         dag_run.note = text
 
 
 @hookimpl
 def on_dag_run_success(dag_run: Any, msg: str) -> None:
     """A succeeded run whose tasks skipped with a reason carries it as its note."""
-    _note(dag_run)
+    _note(dag_run, succeeded=True)
 
 
 @hookimpl
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     """A failed run carries its tasks' failure reasons as its note."""
-    _note(dag_run)
+    _note(dag_run, succeeded=False)

@@ -3,8 +3,9 @@
 One function per DAG family, each taking the run's subject (source or use case) and its day or
 run id, and returning plain data (dicts, lists, numbers, strings) that a page renders. Everything
 is read through Nightshift's own layers (the warehouse, the registry, the artifact store), with
-readers' locks only: a view never takes a write lock on the embedded warehouse, never writes, and
-never imports Airflow (the plugin that serves the pages does, in ``nightshift.airflow.ui``).
+shared locks only (a read-only handle: it never writes, and never finishes a killed writer's group;
+it says so instead, ``WarehouseBusy``), and never imports Airflow (the plugin that serves the pages
+does, in ``nightshift.airflow.ui``).
 
 A table that does not exist yet reads as "nothing written yet"; any other read failure raises.
 """
@@ -16,6 +17,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from nightshift.settings import Settings
+from nightshift.warehouse import WarehouseBusy
+
+__all__ = ["WarehouseBusy", "dbt_docs_url", "ingest_facts", "latest_scored_day", "mlflow_ui_url", "monitor_facts",
+           "monitor_report", "retrain_facts", "score_facts"]
 
 #: How many quarantined rows and top scores a page shows.
 SAMPLE_ROWS = 20
@@ -25,12 +30,12 @@ def _read(settings: Settings, table: str, partition: dict[str, Any] | None = Non
     """Rows of ``table`` (one partition when given); an empty frame when the table is not written yet."""
     import pandas as pd
 
-    from nightshift.modeling.reads import read_if_exists
-    from nightshift.warehouse import Warehouse
+    from nightshift.warehouse import TableMissing, Warehouse
 
-    warehouse = Warehouse.from_uri(settings.warehouse_uri)
-    rows = read_if_exists(warehouse, table, lambda: warehouse.read(table, partition))
-    return pd.DataFrame() if rows is None else rows
+    try:
+        return Warehouse.from_uri(settings.warehouse_uri, read_only=True).read(table, partition)
+    except TableMissing:  # any other failure (WarehouseBusy, a lost connection) is raised as it is
+        return pd.DataFrame()
 
 
 def _records(frame: Any, limit: int | None = None) -> list[dict[str, Any]]:
@@ -71,9 +76,11 @@ def retrain_facts(settings: Settings, use_case: str, airflow_run_id: str) -> dic
     """The gate report of the run's challenger, the champion before and after, the MLflow run."""
     from nightshift.modeling import registry
     from nightshift.modeling.retrain import GATE_JSON
+    from nightshift.warehouse import MODEL_PROMOTIONS
 
-    trail = registry.audit_trail(settings, use_case)
-    mine = trail[trail["airflow_run_id"].astype(str) == airflow_run_id] if len(trail) else trail
+    trail = _read(settings, MODEL_PROMOTIONS)
+    mine = (trail[(trail["use_case"] == use_case) & (trail["airflow_run_id"].astype(str) == airflow_run_id)]
+            .sort_values("event_id") if len(trail) else trail)
     if not len(mine):
         return {"use_case": use_case, "recorded": False, "checks": [], "decision": None}
     decision = _records(mine.tail(1))[0]
@@ -216,10 +223,11 @@ def latest_scored_day(settings: Settings, use_case: str) -> date | None:
     """The last day with published scores of ``use_case`` (None before the first night)."""
     import pandas as pd
 
-    from nightshift.modeling.reads import read_if_exists
-    from nightshift.warehouse import Warehouse, predictions_table
+    from nightshift.warehouse import TableMissing, Warehouse, predictions_table
 
-    warehouse = Warehouse.from_uri(settings.warehouse_uri)
     table = predictions_table(use_case)
-    latest = read_if_exists(warehouse, table, lambda: warehouse.max_value(table, "scoring_date"))
+    try:
+        latest = Warehouse.from_uri(settings.warehouse_uri, read_only=True).max_value(table, "scoring_date")
+    except TableMissing:
+        return None
     return None if latest is None or pd.isna(latest) else pd.Timestamp(latest).date()

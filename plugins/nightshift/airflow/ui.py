@@ -80,11 +80,21 @@ async def _login(request: Request) -> Any:
 
 
 def _dag_read(request: Request, user: Any = Depends(_login)) -> None:
-    """Read access to the runs of the DAG in the path (403 otherwise)."""
+    """Read access to the runs of the DAG whose data is shown (403 otherwise): the ``dag_id`` in the
+    path, or for a use case's scores and reports its ``score_<use case>`` / ``monitor_<use case>``."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
-    requires_access_dag("GET", DagAccessEntity.RUN)(request, user)
+    params = request.path_params
+    dag_id = params.get("dag_id")
+    if dag_id is None and "use_case" in params:
+        dag_id = f"{'monitor' if '/reports/monitor/' in request.url.path else 'score'}_{params['use_case']}"
+    requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=dag_id)(request, user)
+
+
+def _not_found(exc: Exception) -> HTTPException:
+    """A name that is no use case or source of this deployment: 404 with what was asked."""
+    return HTTPException(status_code=404, detail=f"nothing to show: {exc}")
 
 
 def create_app(settings_factory: Any = _settings, run_days: Any = _run_days) -> FastAPI:
@@ -116,31 +126,49 @@ def create_app(settings_factory: Any = _settings, run_days: Any = _run_days) -> 
         days = run_days(dag_id, run_id)
         title = f"{dag_id}: {run_id}"
         subtitle = f"day(s): {', '.join(d.isoformat() for d in days) or 'none named by this run'}"
-        if family == "ingest":
-            return pages.render("ingest", title, subtitle, sources=[run_facts.ingest_facts(settings, subject, d) for d in days])
-        if family == "retrain":
-            return pages.render("retrain", title, subtitle, f=run_facts.retrain_facts(settings, subject, run_id))
-        if family == "monitor":
-            return pages.render("monitor", title, subtitle, base=base(request),
-                                nights=[run_facts.monitor_facts(settings, subject, d) for d in days])
-        if family == "score":
-            return pages.render("score", title, subtitle, nights=[run_facts.score_facts(settings, subject, d) for d in days])
+        try:
+            if family == "ingest":
+                return pages.render("ingest", title, subtitle,
+                                    sources=[run_facts.ingest_facts(settings, subject, d) for d in days])
+            if family == "retrain":
+                return pages.render("retrain", title, subtitle, f=run_facts.retrain_facts(settings, subject, run_id))
+            if family == "monitor":
+                return pages.render("monitor", title, subtitle, base=base(request),
+                                    nights=[run_facts.monitor_facts(settings, subject, d) for d in days])
+            if family == "score":
+                return pages.render("score", title, subtitle,
+                                    nights=[run_facts.score_facts(settings, subject, d) for d in days])
+        except (KeyError, ValueError) as exc:  # a use case or source no longer configured, a bad name
+            raise _not_found(exc) from exc
+        except run_facts.WarehouseBusy as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
         return pages.render("other", title, subtitle, message="Nightshift shows data for ingest, retrain, monitor and "
                             "score runs; this run's own output is in its task logs.")
 
-    @app.get("/predictions/{use_case}", response_class=HTMLResponse)
+    @app.get("/predictions/{use_case}", response_class=HTMLResponse, dependencies=[Depends(_dag_read)])
     def predictions(use_case: str) -> str:
+        from nightshift.usecase import use_case_of
+
         settings = settings_factory()
-        day = run_facts.latest_scored_day(settings, use_case)
-        nights = [] if day is None else [run_facts.score_facts(settings, use_case, day)]
+        try:
+            use_case_of(settings, use_case)
+            day = run_facts.latest_scored_day(settings, use_case)
+            nights = [] if day is None else [run_facts.score_facts(settings, use_case, day)]
+        except (KeyError, ValueError) as exc:
+            raise _not_found(exc) from exc
         return pages.render("score", f"Latest scores of {use_case}", "the newest published night", nights=nights)
 
-    @app.get("/reports/monitor/{use_case}/{day}")
+    @app.get("/reports/monitor/{use_case}/{day}", dependencies=[Depends(_dag_read)])
     def monitor_report(use_case: str, day: date) -> Response:
-        html = run_facts.monitor_report(settings_factory(), use_case, day)
+        try:
+            html = run_facts.monitor_report(settings_factory(), use_case, day)
+        except ValueError as exc:
+            raise _not_found(exc) from exc
         if html is None:
             raise HTTPException(status_code=404, detail=f"no drift report for {use_case} on {day}: was the night monitored?")
-        return Response(content=html, media_type="text/html")
+        # Evidently's report runs its own scripts: sandboxed, they get an opaque origin, never the UI's session.
+        return Response(content=html, media_type="text/html",
+                        headers={"Content-Security-Policy": "sandbox allow-scripts allow-popups"})
 
     return app
 
