@@ -186,8 +186,7 @@ def test_the_failed_try_shows_its_reason_and_the_retry_succeeded(browser: Browse
     run_id = demo.runs["ingest_activity"]
     page = browser.open(f"/dags/ingest_activity/runs/{run_id}")
     # the run's note, written by the scheduler's listener: the failure, marked resolved by the retry
-    page.get_by_text("validate_and_load failed: batch activity/2026-05-01").first.wait_for()
-    page.get_by_text("Resolved: the run succeeded after this.").first.wait_for()
+    page.get_by_text("Resolved (the run succeeded later): validate_and_load failed: batch activity/2026-05-01").first.wait_for()
     browser.shot("02-run-note")
     page = browser.open(f"/dags/ingest_activity/runs/{run_id}/tasks/validate_and_load?try_number=1")
     page.get_by_text("FAILED: batch activity/2026-05-01").first.wait_for()  # the reason, before the traceback

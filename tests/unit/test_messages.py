@@ -25,7 +25,7 @@ def test_the_listener_never_touches_a_persons_note_and_keeps_a_resolved_failure_
     assert notes.next_note("my own words", True, ["x failed: y"], succeeded=False) is None
     # cleared and retried: the retry kept no reason, so the failure stays, marked resolved, once
     resolved = notes.next_note(failed, False, [], succeeded=True)
-    assert resolved == notes.RESOLVED + failed
+    assert resolved == "Resolved (the run succeeded later): validate_and_load failed: rejected"
     assert notes.next_note(resolved, False, [], succeeded=True) is None
     # a later, different failure replaces what the listener wrote before
     assert notes.next_note(resolved, False, ["score failed: z"], succeeded=False) == "- score failed: z"

@@ -4,7 +4,7 @@ An Airflow listener, registered by the Nightshift plugin: Airflow calls it in th
 a Dag run succeeds or fails, inside the scheduler's own transaction. It reads the reasons the run's
 tasks kept (:mod:`nightshift.airflow.messages`) and writes them as the run's note. A note a person
 wrote (it has a user) is never touched; a note this listener wrote is replaced by the run's latest
-reasons, and when a cleared run then succeeds with none, it is kept under "Resolved". Anything that
+reasons, and when a cleared run then succeeds with none, each reason stays, marked "Resolved". Anything that
 goes wrong here is logged and never changes the run.
 """
 
@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 #: that module loads the Task SDK's exceptions, which the scheduler does not need).
 REASON_KEY = "nightshift_reason"
 NOTE_LIMIT = 1000
-RESOLVED = "Resolved: the run succeeded after this.\n"
+#: Marks a reason whose run was cleared and then succeeded (the UI shows a note's first paragraph only).
+RESOLVED = "Resolved (the run succeeded later): "
 
 
 def note_text(reasons: list[str]) -> str | None:
@@ -39,7 +40,8 @@ def next_note(current: str | None, written_by_person: bool, reasons: list[str], 
     if text is not None:
         return text if text != current else None
     if current and succeeded and not current.startswith(RESOLVED):
-        return (RESOLVED + current)[:NOTE_LIMIT]  # cleared and retried: what failed before stays readable
+        # cleared and retried: what failed before stays readable, as one paragraph
+        return "\n".join(RESOLVED + line.removeprefix("- ") for line in current.splitlines() if line)[:NOTE_LIMIT]
     return None
 
 
