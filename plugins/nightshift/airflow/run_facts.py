@@ -39,10 +39,17 @@ def _read(settings: Settings, table: str, partition: dict[str, Any] | None = Non
 
 
 def _records(frame: Any, limit: int | None = None) -> list[dict[str, Any]]:
-    """Rows as dicts of printable values (timestamps and NaN as text)."""
+    """Rows as dicts of printable values: NaN as blank, floats to 4 decimals, timestamps as text."""
     shown = frame if limit is None else frame.head(limit)
-    return [{k: ("" if v is None or v != v else v if isinstance(v, (int, float, str)) else str(v))
-             for k, v in row.items()} for row in shown.to_dict("records")]
+
+    def printable(value: Any) -> Any:
+        if value is None or value != value:
+            return ""
+        if isinstance(value, float):
+            return round(value, 4)
+        return value if isinstance(value, (int, str)) else str(value)
+
+    return [{k: printable(v) for k, v in row.items()} for row in shown.to_dict("records")]
 
 
 def ingest_facts(settings: Settings, source: str, day: date) -> dict[str, Any]:
