@@ -41,6 +41,20 @@ def test_dag_file_is_documented_owned_and_retried(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_every_task_alerts_on_failure_and_cannot_hang(path: Path) -> None:
+    from nightshift.airflow.alerts import NightshiftNotifier
+
+    for dag_id, dag in load_dags(path).items():
+        assert any(isinstance(c, NightshiftNotifier) for c in dag.on_failure_callback or []), f"{dag_id}: no DAG alert"
+        for task in dag.tasks:
+            where = f"{dag_id}.{task.task_id} in {path.name}"
+            assert task.execution_timeout is not None, f"{where} has no execution_timeout"
+            callbacks = task.on_failure_callback or []
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert any(isinstance(c, NightshiftNotifier) for c in callbacks), f"{where} has no failure notifier"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=[p.name for p in DAG_FILES])
 def test_dag_has_no_cycle(path: Path) -> None:
     for dag_id, dag in load_dags(path).items():
         state: dict[str, str] = {}

@@ -16,6 +16,7 @@ it imports only ``airflow.sdk`` at the top.
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -32,13 +33,12 @@ EVENTS = ("task_failed", "dag_failed", "gate_passed", "gate_failed", "champion_c
 def _connection(conn_id: str) -> Any | None:
     """The Airflow Connection ``conn_id``, or None when it is not configured."""
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException's module moved between releases
-        if "isn't defined" in str(exc) or "not found" in str(exc).lower() or type(exc).__name__ == "AirflowNotFoundException":
-            return None
-        raise
+    except AirflowNotFoundException:
+        return None
 
 
 def sinks(subject: str, text: str) -> list[BaseNotifier]:
@@ -54,17 +54,11 @@ def sinks(subject: str, text: str) -> list[BaseNotifier]:
 
         to = str((smtp.extra_dejson or {}).get("to", "")).strip()
         if to:
-            found.append(SmtpNotifier(to=to, subject=subject, html_content=f"<pre>{_escape(text)}</pre>",
+            found.append(SmtpNotifier(to=to, subject=subject, html_content=f"<pre>{html.escape(text)}</pre>",
                                       smtp_conn_id=SMTP_CONN_ID))
         else:
             log.warning("connection %s has no recipients: set its extra to {\"to\": \"you@example.com\"}", SMTP_CONN_ID)
     return found
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def announce(event: str, text: str, context: Any = None) -> list[str]:

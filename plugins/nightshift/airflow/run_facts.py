@@ -106,7 +106,7 @@ def retrain_facts(settings: Settings, use_case: str, airflow_run_id: str) -> dic
         "champion_after": decision.get("to_version") if decision.get("action") == "promoted"
         else decision.get("from_version") or "none",
         "mlflow_run_id": run_id,
-        "mlflow_run_url": mlflow_run_url(settings, run.info.experiment_id, run_id),
+        "mlflow_run_url": mlflow_run_url(run.info.experiment_id, run_id),
         "run_date": run.data.params.get("run_date", ""),
     }
 
@@ -127,7 +127,7 @@ def _gate_report(client: Any, run_id: str, artifact: str) -> dict[str, Any]:
         return json.loads(Path(local).read_text())
 
 
-def mlflow_run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+def mlflow_run_url(experiment_id: str, run_id: str) -> str:
     """The run's page in the MLflow UI (``NIGHTSHIFT_MLFLOW_UI_URL``, ``make mlflow``'s by default)."""
     return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
