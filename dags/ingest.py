@@ -5,16 +5,17 @@ One DAG per landed source (`ingest_<source>`), so a source that is late or broke
 another, nor another use case. For logical date **D** (one run per day; backfill any range from
 the UI or with `airflow backfill create`):
 
-1. **wait_for_batch** waits for D's files in `<landing>/<source>/<D>/` and fails with a
-   clear message once the source's `wait_hours` after the end of D have passed. A run started by
-   hand or by a backfill does not wait: without D's files it fails at once, with the same advice.
+1. **wait_for_batch** first fails a run for a day before the earliest `start_date` of the use
+   cases that read the source (otherwise Airflow would record it as a success with no task: this
+   task exists in every run). Then it waits for D's files in `<landing>/<source>/<D>/` and fails
+   with a clear message once the source's `wait_hours` after the end of D have passed. A run
+   started by hand or by a backfill does not wait: without D's files it fails at once, with the
+   same advice.
 2. **validate_and_load** validates the batch with `expectations/<source>.json` (GX).
    Rows that break a row rule go to `quarantine.<source>` with the rules they broke;
    the others go to `raw.<source>`; the counts go to `meta.validation_runs`.
    A batch rule failure (unreadable file, missing column, row count out of bounds)
    fails the run, writes nothing and leaves the file untouched: fix the file, clear the task.
-3. **check_start_date** fails a run for a day before the earliest `start_date` of the use cases
-   that read the source (otherwise Airflow would record it as a success with no task).
 
 Re-running D replaces exactly D's partitions. On success the source emits `raw/<source>`.
 Code: `plugins/nightshift/ingest/` (`loading`, `validation`).
@@ -28,7 +29,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, task
 
 from nightshift.airflow.alerts import announce, dag_callbacks, quarantine_alert, task_defaults
 from nightshift.airflow.assets import raw_asset
-from nightshift.airflow.guards import dag_start, start_date_guard
+from nightshift.airflow.guards import check_start, dag_start, in_every_run
 from nightshift.settings import Settings
 from nightshift.usecase import all_sources, load_use_cases, readers_of
 
@@ -55,15 +56,18 @@ for source_name, source in all_sources(USE_CASES).items():
             timeout=timedelta(hours=source.wait_hours + 24).total_seconds(),
             mode="reschedule",
         )
-        def wait_for_batch(name: str, ds: str | None = None, dag_run=None) -> PokeReturnValue:  # noqa: ANN001
-            """Done once D's batch has landed; fails clearly after the source's deadline, or at once in a
-            run started by hand or by a backfill (only the nightly run waits for a late upstream)."""
+        def wait_for_batch(name: str, reader_names: list[str], ds: str | None = None,
+                           dag_run=None) -> PokeReturnValue:  # noqa: ANN001
+            """Fails a run before the use cases' start_date; done once D's batch has landed; fails clearly
+            after the source's deadline, or at once in a run started by hand or by a backfill (only the
+            nightly run waits for a late upstream)."""
             from datetime import date
 
             from nightshift.airflow.messages import fail
 
             from nightshift import ingest
 
+            check_start(f"ingest_{name}", reader_names, ds)
             try:
                 scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
                 return PokeReturnValue(is_done=ingest.wait_for_batch(name, date.fromisoformat(ds[:10]), wait=scheduled))
@@ -91,5 +95,6 @@ for source_name, source in all_sources(USE_CASES).items():
                 # Retrying cannot fix a broken file: fail now, with the reason.
                 raise fail(str(exc)) from exc
 
-        wait_for_batch(source_name) >> validate_and_load(source_name, source.alert_quarantined_share)
-        start_date_guard(f"ingest_{source_name}", [u.name for u in readers])
+        # the sensor is the start-date guard too: it exists in every run (one task fewer per run)
+        waited = in_every_run(wait_for_batch(source_name, [u.name for u in readers]))
+        waited >> validate_and_load(source_name, source.alert_quarantined_share)

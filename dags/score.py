@@ -33,6 +33,10 @@ then scores D itself if D's features are there, or fails naming D and the `featu
 
 7. **check_start_date** fails a run for a day before the use case's `start_date`.
 
+Deadline: if the scheduled run for D has not finished `scoring.publish_by_hours` (default 8) after
+the end of D, the alert `scores_late` goes to the log, Slack and e-mail (backfills and runs by hand
+have no deadline). Code: `plugins/nightshift/airflow/deadlines.py`.
+
 Code: `plugins/nightshift/scoring/` (`planning`, `shards`, `publishing`); marts: `dbt/models/marts/<use case>/`.
 """
 
@@ -44,6 +48,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Par
 from nightshift.airflow.alerts import dag_callbacks, task_defaults
 from nightshift.airflow.assets import features_asset, predictions_asset
 from nightshift.airflow.dbt_tasks import dbt_task_group
+from nightshift.airflow.deadlines import publish_deadline
 from nightshift.airflow.guards import dag_start, start_date_guard
 from nightshift.scoring.planning import DEFAULT_WAIT_HOURS
 from nightshift.settings import Settings
@@ -65,6 +70,8 @@ for use_case_name, use_case in USE_CASES.items():
         catchup=use_case.catchup,
         # a scheduled run may wait for its day (scoring.wait_hours) beside the runs features trigger
         max_active_runs=3,
+        # alert when the nightly (scheduled) run has not published D by scoring.publish_by_hours after D
+        deadline=publish_deadline(use_case_name, use_case.scoring),
         **dag_callbacks(),
         default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=2), **task_defaults()},
         tags=["nightshift", "score", use_case_name],

@@ -1,10 +1,12 @@
 """Nightshift's Airflow plugin: its views in the Airflow UI (``nightshift.airflow.ui``), the listener
-that writes run notes (``nightshift.airflow.notes``), and, in the scheduler only, the preload of the
+that writes run notes (``nightshift.airflow.notes``), the deadline reference of the nightly score
+(``nightshift.airflow.deadlines``), and, in the scheduler only, the preload of the
 libraries tasks use (``nightshift.airflow.preload``)."""
 
 from airflow.plugins_manager import AirflowPlugin
 
 from nightshift.airflow import notes
+from nightshift.airflow.deadlines import NightlyRunEnd
 from nightshift.airflow.preload import preload_for_scheduler
 from nightshift.airflow.ui import plugin_attributes
 
@@ -21,3 +23,5 @@ class NightshiftPlugin(AirflowPlugin):
     fastapi_apps = _ATTRIBUTES["fastapi_apps"]
     external_views = _ATTRIBUTES["external_views"]
     listeners = [notes]
+    # the nightly score's publish deadline counts from the end of D for scheduled runs only
+    deadline_references = [NightlyRunEnd]

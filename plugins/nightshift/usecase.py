@@ -141,7 +141,8 @@ def load_use_case(path: Path, project_root: Path | None = None) -> UseCase:
     """
     root = project_root or Path(__file__).resolve().parents[2]
     try:
-        data = yaml.safe_load(path.read_text())
+        # the C loader when libyaml is there: every task parses these files with its DAG file
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise _fail(path, f"cannot read use case: {exc}") from exc
     if not isinstance(data, dict):

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 SLACK_CONN_ID = "nightshift_slack"
 SMTP_CONN_ID = "nightshift_smtp"
 EVENTS = ("task_failed", "dag_failed", "gate_passed", "gate_failed", "champion_changed", "retrain_requested",
-          "quarantine_above_threshold")
+          "quarantine_above_threshold", "scores_late")
 
 
 def _connection(conn_id: str) -> Any | None:
@@ -66,7 +66,7 @@ def announce(event: str, text: str, context: Any = None) -> list[str]:
     if event not in EVENTS:
         raise ValueError(f"unknown alert event {event!r}; known: {', '.join(EVENTS)}")
     subject = f"Nightshift {event.replace('_', ' ')}"
-    level = logging.ERROR if event in ("task_failed", "dag_failed", "gate_failed") else logging.WARNING
+    level = logging.ERROR if event in ("task_failed", "dag_failed", "gate_failed", "scores_late") else logging.WARNING
     log.log(level, "ALERT %s: %s", event, text)
     delivered = ["log"]
     try:

@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from time import monotonic, sleep
 
+from nightshift.airflow import sqlite
 from nightshift.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) 
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             # `airflow standalone` starts `airflow` subcommands by name.
             "PATH": venv_bin + os.pathsep + env.get("PATH", ""),
+            # SQLite: a writer waits its turn instead of failing on a lock (nightshift.airflow.sqlite)
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": sqlite.CONNECT_ARGS_PATH,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": sqlite.CONNECT_ARGS_PATH,
         }
     )
     return env
@@ -67,9 +71,11 @@ POOLS = {
 
 
 def ensure_metadata_db(env: dict[str, str]) -> None:
-    """Create or upgrade Airflow's metadata DB (a no-op when it is current), and Nightshift's pools."""
+    """Create or upgrade Airflow's metadata DB (a no-op when it is current) in the WAL journal, and
+    Nightshift's pools."""
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    sqlite.use_wal(Path(env["AIRFLOW_HOME"]) / "airflow.db")
     for name, (slots, description) in POOLS.items():
         subprocess.run([airflow, "pools", "set", name, str(slots), description], env=env, check=True,
                        stdout=subprocess.DEVNULL)

@@ -29,14 +29,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nightshift.airflow.runs import airflow_cli, airflow_environment, ensure_metadata_db, ingest_dag_ids, poll_until, standalone
+from nightshift.airflow.local import DagRun, local_airflow
+from nightshift.airflow.runs import airflow_cli, airflow_environment, ensure_metadata_db, ingest_dag_ids
 from nightshift.demo import demand_data
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate, write_landing
 from nightshift.landing import Landing
@@ -102,26 +101,6 @@ def land_fixed_file(settings: Settings, spec: DatagenSpec) -> None:
             return
 
 
-def _run(dag_ids: str | list[str], start: date, days: int, env: dict[str, str], rerun: bool = False,
-         conf: dict | None = None) -> dict[date, str]:
-    """Run the DAG(s) for the days; a day's state is ``success`` only if every DAG's run succeeded."""
-    dag_ids = [dag_ids] if isinstance(dag_ids, str) else dag_ids
-    cmd = [sys.executable, "-m", "nightshift.airflow.runs", *dag_ids, "--start", start.isoformat(), "--days", str(days)]
-    cmd += ["--rerun"] if rerun else []
-    cmd += ["--conf", json.dumps(conf)] if conf is not None else []
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    states: dict[date, str] = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RUN "):
-            _, _, day, state, *_ = line.split()
-            day = date.fromisoformat(day)
-            states[day] = state if states.get(day, "success") == "success" else states[day]
-    if not states:
-        sys.stderr.write(proc.stdout[-5000:] + proc.stderr[-5000:])
-        raise SystemExit(f"running {dag_ids} through Airflow failed before any run (exit {proc.returncode})")
-    return states
-
-
 def main() -> int:
     """Run the demo end to end and print where to look."""
     settings = Settings.from_env()
@@ -132,61 +111,16 @@ def main() -> int:
     env = airflow_environment(airflow_home)
     ensure_metadata_db(env)
 
-    ingest = ingest_dag_ids(settings.config_dir)
-    print(f"ingest: {len(ingest)} sources x {spec.days} daily DAG runs through Airflow ({spec.start} .. {spec.end})")
-    states = _run(ingest, spec.start, spec.days, env)
-    failed = sorted(d for d, s in states.items() if s != "success")
-    if spec.broken_day in failed:
-        print(f"ingest {spec.broken_day}: failed as intended (corrupt {spec.broken_source} file); "
-              "landing the fixed file and re-running that day")
-        land_fixed_file(settings, spec)
-        states.update(_run(f"ingest_{spec.broken_source}", spec.broken_day, 1, env, rerun=True))
-        failed = sorted(d for d, s in states.items() if s != "success")
-    if failed:
-        print(f"ingest failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
-        return 1
+    done = settings.home / "demo-history.done"
+    fingerprint = _spec_fingerprint(spec) + _spec_fingerprint(DEMAND_SPEC) + str(airflow_home)
+    if done.exists() and done.read_text() == fingerprint and (airflow_home / "airflow.db").exists():
+        print(f"demo history: already built by the scheduler in {airflow_home / 'airflow.db'}")
+    else:
+        if build_history(settings, spec, env, airflow_home) != 0:
+            return 1
+        done.write_text(fingerprint)
 
-    last_day = spec.end
     client = registry.connect(settings)
-    for use_case in USE_CASES:
-        print(f"features_{use_case}: dbt, feast apply, materialization and the skew check for {last_day}")
-        if _run(f"features_{use_case}", last_day, 1, env) != {last_day: "success"}:
-            print(f"features_{use_case} failed for {last_day}: see the run log with `make airflow`")
-            return 1
-        if registry.champion_version(client, use_case) is None:
-            print(f"retrain_{use_case}: training the first champion as of {CHAMPION_DAY}")
-            if _run(f"retrain_{use_case}", CHAMPION_DAY, 1, env, rerun=True) != {CHAMPION_DAY: "success"}:
-                print(f"retrain_{use_case} failed: see the run log with `make airflow`")
-                return 1
-        if registry.champion_version(client, use_case) is None:
-            print(f"retrain_{use_case}: the first challenger did not pass the gate; see its report in MLflow")
-            return 1
-        nights = (last_day - CHAMPION_DAY).days + 1
-        print(f"score_{use_case}: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); marts on the last")
-        scored = _run(f"score_{use_case}", CHAMPION_DAY, nights - 1, env, conf={"build_marts": False}) if nights > 1 else {}
-        scored.update(_run(f"score_{use_case}", last_day, 1, env))
-        failed = sorted(d for d, s in scored.items() if s != "success")
-        if failed:
-            print(f"score_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
-            return 1
-
-    # Monitoring's requests queue a retrain run only for an unpaused DAG (churn has no weekly cron).
-    airflow_cli(env, "dags", "unpause", "retrain_churn")
-    for use_case in USE_CASES:
-        nights = (last_day - CHAMPION_DAY).days + 1
-        print(f"monitor_{use_case}: {nights} nightly runs ({CHAMPION_DAY} .. {last_day}); dbt tests on the last")
-        monitored = _run(f"monitor_{use_case}", CHAMPION_DAY, nights - 1, env, conf={"run_checks": False})
-        monitored.update(_run(f"monitor_{use_case}", last_day, 1, env))
-        failed = sorted(d for d, s in monitored.items() if s != "success")
-        if failed:
-            print(f"monitor_{use_case} failed for {[str(d) for d in failed]}: see the run logs with `make airflow`")
-            return 1
-    drift_retrain = _drift_retrain(settings, env, airflow_home)
-    # the demo unpaused it for the drift request; a DAG the user has not enabled stays paused afterwards
-    airflow_cli(env, "dags", "pause", "retrain_churn")
-    if drift_retrain != 0:
-        return 1
-
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     totals = runs.groupby("source")[["landed_rows", "accepted_rows", "quarantined_rows"]].sum()
     print("\nDemo done. Rows per source over the demo range:")
@@ -218,34 +152,120 @@ def main() -> int:
     return 0
 
 
-def _retrain_runs(airflow_home: Path) -> list[tuple[str, str]]:
-    """(run type, state) of every ``retrain_churn`` run in Airflow's metadata DB."""
-    import sqlite3
-
-    with sqlite3.connect(airflow_home / "airflow.db", timeout=30) as con:
-        return con.execute("select run_type, state from dag_run where dag_id = 'retrain_churn' order by id").fetchall()
+#: The demo's scheduler on two cores: the libraries tasks use imported once before LocalExecutor forks
+#: (nightshift.airflow.preload), as many tasks at once as keep the cores busy while others wait on the API.
+SCHEDULER = {"NIGHTSHIFT_PRELOAD": "1", "AIRFLOW__CORE__PARALLELISM": "8"}
 
 
-def _drift_retrain(settings: Settings, env: dict[str, str], airflow_home: Path) -> int:
-    """Run the scheduler until the retrain that churn's drift request queued has finished."""
-    requests = Warehouse.from_uri(settings.warehouse_uri).read("monitoring.retrain_requests")
-    asked = requests[(requests["use_case"] == "churn") & (requests["decision"] == "requested")]
-    if asked.empty:
+def _failed(runs: list[DagRun]) -> list[str]:
+    return [f"{r.dag_id} {r.day}" for r in runs if r.state != "success"]
+
+
+def _stop(phase: str, runs: list[DagRun], logs: Path) -> int:
+    print(f"{phase} failed for {_failed(runs)}: see each run's log and its Nightshift tab with `make airflow`, "
+          f"and the scheduler's log in {logs}")
+    return 1
+
+
+def build_history(settings: Settings, spec: DatagenSpec, env: dict[str, str], airflow_home: Path) -> int:
+    """Every demo run, made by Airflow's scheduler (LocalExecutor) from backfills and triggers.
+
+    The backfills are created before the first scheduler starts (SQLite, see ``nightshift.airflow.local``);
+    a DAG's runs start when the demo unpauses it, stage after stage, and every DAG is paused again at
+    the end. The scheduler makes no runs of its own (``use_job_schedule`` off) until the last stage,
+    where it runs the retrain that churn's drift request queued, with only ``retrain_churn`` unpaused.
+    """
+    ingest = ingest_dag_ids(settings.config_dir)
+    family = {name: [f"{name}_{use_case}" for use_case in USE_CASES] for name in ("features", "retrain", "score", "monitor")}
+    every_dag = ingest + [dag_id for dag_ids in family.values() for dag_id in dag_ids]
+    last_day, nights = spec.end, (spec.end - CHAMPION_DAY).days + 1
+    logs = airflow_home / "demo-logs"
+    airflow_cli(env, "dags", "reserialize")
+    with local_airflow(env, logs) as airflow:
+        api = airflow.api
+        api.set_paused(every_dag, True)
+        print(f"backfills: {len(ingest)} ingest DAGs x {spec.days} days; score and monitor "
+              f"{CHAMPION_DAY} .. {last_day - timedelta(days=1)} (the last night is its own run)")
+        for dag_id in ingest:
+            api.create_backfill(dag_id, spec.start, spec.end, max_active_runs=4)
+        for use_case in USE_CASES:
+            # marts and dbt tests are rebuilt whole: only on the last night
+            api.create_backfill(f"score_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
+                                conf={"build_marts": False}, max_active_runs=2)
+            # one night after the other: a request on D suppresses D + 1's
+            api.create_backfill(f"monitor_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
+                                conf={"run_checks": False}, max_active_runs=1)
+        airflow.start_scheduler(AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False", **SCHEDULER)
+
+        print(f"ingest: the scheduler runs {len(ingest) * spec.days} backfill runs ({spec.start} .. {spec.end})")
+        api.set_paused(ingest, False)
+        runs = api.wait("the ingest backfills", ingest, len(ingest) * spec.days, timeout=3600)
+        broken = [r for r in runs if r.dag_id == f"ingest_{spec.broken_source}" and r.day == spec.broken_day]
+        if broken and broken[0].state == "failed":
+            print(f"ingest {spec.broken_day}: failed as intended (corrupt {spec.broken_source} file); landing the "
+                  "fixed file and clearing validate_and_load: the scheduler runs it again as try 2")
+            land_fixed_file(settings, spec)
+            api.clear_task(broken[0].dag_id, broken[0].run_id, "validate_and_load")
+            runs = api.wait("the cleared ingest run", ingest, len(ingest) * spec.days, timeout=600)
+        if _failed(runs):
+            return _stop("ingest", runs, logs)
+        api.set_paused(ingest, True)
+
+        print(f"features: dbt, feast apply, materialization and the skew check for {last_day}")
+        for dag_id in family["features"]:
+            api.trigger(dag_id, last_day)
+        api.set_paused(family["features"], False)
+        if _failed(runs := api.wait("the features runs", family["features"], len(USE_CASES), timeout=1800)):
+            return _stop("features", runs, logs)
+        api.set_paused(family["features"], True)
+
+        print(f"retrain: the first champions, trained as of {CHAMPION_DAY}")
+        for dag_id in family["retrain"]:
+            api.trigger(dag_id, CHAMPION_DAY)
+        api.set_paused(family["retrain"], False)
+        if _failed(runs := api.wait("the first retrain runs", family["retrain"], len(USE_CASES), timeout=1800)):
+            return _stop("retrain", runs, logs)
+        # monitoring's drift request queues a retrain only for an unpaused DAG (churn has no weekly cron)
+        api.set_paused([d for d in family["retrain"] if d != "retrain_churn"], True)
+        client = registry.connect(settings)
+        if missing := [u for u in USE_CASES if registry.champion_version(client, u) is None]:
+            print(f"retrain: the first challenger of {missing} did not pass the gate; see its report in the "
+                  "retrain run's Nightshift tab")
+            return 1
+
+        for stage, conf_key in (("score", "build_marts"), ("monitor", "run_checks")):
+            print(f"{stage}: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}); "
+                  f"{conf_key.replace('_', ' ')} on the last")
+            api.set_paused(family[stage], False)
+            runs = api.wait(f"the {stage} backfills", family[stage], len(USE_CASES) * (nights - 1), timeout=1800)
+            for dag_id in family[stage]:
+                api.trigger(dag_id, last_day)
+            runs = api.wait(f"the last night's {stage} runs", family[stage], len(USE_CASES) * nights, timeout=1800)
+            if _failed(runs):
+                return _stop(stage, runs, logs)
+            api.set_paused(family[stage], True)
+
+        requested = _drift_requested(settings)
+        if requested:
+            print(f"retrain_churn: monitoring requested a retrain for {requested}; the scheduler now makes its "
+                  "own runs, with only retrain_churn unpaused, and runs the retrain the request queued")
+            airflow.stop("scheduler")
+            airflow.start_scheduler(**SCHEDULER)
+            runs = api.wait("the drift-triggered retrain_churn run", ["retrain_churn"], 2, timeout=1800)
+        api.set_paused(every_dag, True)  # a DAG the user has not enabled stays paused afterwards
+    if not requested:
         print("monitor_churn requested no retrain: the drift was not detected (see monitoring.drift_daily)")
         return 1
-    if any(kind == "asset_triggered" and state == "success" for kind, state in _retrain_runs(airflow_home)):
-        print("retrain_churn: the drift request's retrain already ran")
-        return 0
-    print(f"retrain_churn: monitoring requested a retrain for {sorted(str(d)[:10] for d in asked['monitor_date'])}; starting "
-          "the scheduler (airflow standalone) until it has run the retrain the request queued")
-    with standalone(env, airflow_home / "standalone.log"):
-        runs = poll_until("the drift-triggered retrain_churn run to finish", lambda: _retrain_runs(airflow_home),
-                          lambda seen: any(k == "asset_triggered" and s in ("success", "failed") for k, s in seen),
-                          timeout=1200, interval=5)
-    if ("asset_triggered", "success") not in runs:
-        print(f"retrain_churn failed: see {airflow_home / 'standalone.log'} and the run log with `make airflow`")
-        return 1
+    if _failed(runs):
+        return _stop("retrain_churn (drift)", runs, logs)
     return 0
+
+
+def _drift_requested(settings: Settings) -> list[str]:
+    """The nights on which churn's monitoring requested a retrain."""
+    requests = Warehouse.from_uri(settings.warehouse_uri, read_only=True).read("monitoring.retrain_requests")
+    asked = requests[(requests["use_case"] == "churn") & (requests["decision"] == "requested")]
+    return sorted(str(day)[:10] for day in asked["monitor_date"])
 
 
 def print_monitoring(settings: Settings) -> None:
