@@ -49,10 +49,10 @@ test-fast: $(BIN)/.installed $(MANIFEST)
 
 airflow: $(BIN)/.installed $(MANIFEST)
 	@echo "Airflow UI on http://localhost:8080 (login details are printed by standalone below)"
-	$(BIN)/airflow db migrate >/dev/null
-	$(BIN)/airflow pools set dbt 1 "dbt commands (one at a time on DuckDB)" >/dev/null
-	$(BIN)/airflow pools set model_registry 1 "MLflow alias moves, one at a time" >/dev/null
-	$(BIN)/airflow standalone
+	$(BIN)/python -c "import os, pathlib; from nightshift.airflow import runs; runs.ensure_metadata_db(runs.airflow_environment(pathlib.Path(os.environ['AIRFLOW_HOME'])))"
+	# SQLite metadata DB: WAL journal (set above) and a writer that waits for the lock (nightshift.airflow.sqlite)
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS=nightshift.airflow.sqlite.CONNECT_ARGS \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC=nightshift.airflow.sqlite.CONNECT_ARGS $(BIN)/airflow standalone
 
 # The MLflow UI on the demo's tracking store: runs, gate reports, registered versions and aliases.
 mlflow: $(BIN)/.installed

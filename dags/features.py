@@ -7,7 +7,7 @@ ingested for a day (Assets `raw/<source>`), or by hand / backfill for logical da
 1. **check_raw_data** picks D (the logical date, or the latest day the triggering ingest runs
    completed for every source of the use case) and fails, naming D and the `ingest_<source>`
    DAGs, if a source has no partition for D.
-2. **dbt** (Cosmos, one task per model, tests after each model) builds the use case's models and
+2. **dbt** (Cosmos, one `dbt build` task per model: the model, then its tests) builds the use case's models and
    their parents (`+tag:<use case>`): staging views, daily feature tables, the population and
    the label model. A failing dbt test stops the run before anything is materialized; the
    task's error names the test. Another use case's models are not built here.
@@ -83,7 +83,7 @@ for use_case_name, use_case in USE_CASES.items():
             features.publish_dbt_tables(settings)
             return features.apply_definitions(settings, name)
 
-        @task
+        @task(multiple_outputs=False)
         def materialize(day: str, views: list[str]) -> dict:
             """Materialize the use case's feature views up to the end of D, in chunks."""
             from dataclasses import asdict
@@ -93,7 +93,7 @@ for use_case_name, use_case in USE_CASES.items():
 
             return asdict(features.materialize(Settings.from_env(), date.fromisoformat(day), views))
 
-        @task(task_id="skew_check", outlets=[features_asset(use_case_name)])
+        @task(task_id="skew_check", outlets=[features_asset(use_case_name)], multiple_outputs=False)
         def skew_check(name: str, day: str, ds: str | None = None, triggering_asset_events: dict | None = None,
                        outlet_events: dict | None = None) -> dict:
             """Online vs offline point-in-time values for a sample of D's population."""

@@ -74,7 +74,7 @@ for source_name, source in all_sources(USE_CASES).items():
             except ingest.BatchMissing as exc:
                 raise fail(str(exc)) from exc
 
-        @task(task_id="validate_and_load", outlets=[raw_asset(source_name)])
+        @task(task_id="validate_and_load", outlets=[raw_asset(source_name)], multiple_outputs=False)
         def validate_and_load(name: str, alert_share: float, ds: str | None = None,
                               outlet_events: dict | None = None) -> dict:
             """Validate D's batch and replace D's raw, quarantine and summary partitions."""

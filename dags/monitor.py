@@ -104,7 +104,7 @@ for use_case_name, use_case in USE_CASES.items():
                 decisions.append(decision)
             return decisions
 
-        @task(outlets=[retrain_request_asset(use_case_name)])
+        @task(outlets=[retrain_request_asset(use_case_name)], multiple_outputs=False)
         def request_retrain(name: str, decisions: list[dict], outlet_events: dict | None = None) -> dict:
             """Emit `retrain-request/<use case>` with the reasons; skipped when no day asked for one."""
             from nightshift.airflow.messages import skip

@@ -63,7 +63,7 @@ for use_case_name, use_case in USE_CASES.items():
         doc_md=__doc__,
     ):
 
-        @task(execution_timeout=timedelta(hours=TRAIN_TIMEOUT_HOURS))
+        @task(execution_timeout=timedelta(hours=TRAIN_TIMEOUT_HOURS), multiple_outputs=False)
         def train(name: str, ds: str | None = None, dag_run=None,  # noqa: ANN001 - Airflow's DagRun
                   triggering_asset_events: dict | None = None) -> dict:
             """Train and log a challenger; returns its MLflow run id. A drift request's run trains up to its day."""
@@ -84,7 +84,7 @@ for use_case_name, use_case in USE_CASES.items():
                       f"(run date {run_date}); reasons: {retrain.reasons_text(request)}")
             return retrain.train_challenger(Settings.from_env(), name, run_date, trigger, retrain.reasons_text(request))
 
-        @task
+        @task(multiple_outputs=False)
         def evaluate(name: str, trained: dict) -> dict:
             """The gate report of the challenger against the champion."""
             from nightshift.modeling import retrain
@@ -94,7 +94,7 @@ for use_case_name, use_case in USE_CASES.items():
             announce(gate_event(report), f"{name}: {retrain.gate_summary(report)}")
             return {"verdict": report["verdict"], "reasons": report["reasons"]}
 
-        @task(pool="model_registry")
+        @task(pool="model_registry", multiple_outputs=False)
         def register(name: str, trained: dict, verdict: dict, dag_run=None) -> dict:  # noqa: ANN001
             """Register the version; move `champion` only on a pass over the judged champion; audit it."""
             from nightshift.airflow.messages import fail

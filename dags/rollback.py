@@ -43,7 +43,7 @@ with DAG(
     },
 ):
 
-    @task(pool="model_registry")
+    @task(pool="model_registry", multiple_outputs=False)
     def rollback(params: dict | None = None, dag_run=None) -> dict:  # noqa: ANN001 - Airflow's DagRun
         """Move `champion` to the requested version, or refuse (audited) and fail."""
         from nightshift.airflow.messages import fail

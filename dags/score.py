@@ -125,14 +125,14 @@ for use_case_name, use_case in USE_CASES.items():
             """One mapped scoring task per day and shard."""
             return [{"scoring_plan": p, "shard": shard} for p in plans for shard in range(p["shards"])]
 
-        @task(max_active_tis_per_dagrun=8)
+        @task(max_active_tis_per_dagrun=8, multiple_outputs=False)
         def score_shard(scoring_plan: dict, shard: int) -> dict:
             """Score one shard of one day's population, in chunks; stage it under the run's key."""
             from nightshift import scoring
 
             return scoring.score_shard(Settings.from_env(), scoring.ScoringPlan(**scoring_plan), shard)
 
-        @task(outlets=[predictions_asset(use_case_name)])
+        @task(outlets=[predictions_asset(use_case_name)], multiple_outputs=False)
         def publish(scoring_plan: dict, dag_run=None, outlet_events: dict | None = None) -> dict:  # noqa: ANN001
             """Replace partition D of predictions.<use case>_daily and _errors with this run's staged shards."""
             from nightshift import scoring
@@ -158,7 +158,7 @@ for use_case_name, use_case in USE_CASES.items():
 
             return features.publish_dbt_tables(Settings.from_env())
 
-        @task
+        @task(multiple_outputs=False)
         def shadow(name: str, scoring_plan: dict, dag_run=None) -> dict:  # noqa: ANN001
             """Score the `challenger` alias into predictions.<use case>_shadow; skipped when there is none."""
             from datetime import date

@@ -69,7 +69,7 @@ class RuntimeProfileMapping(BaseProfileMapping):
 
 def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None = None,
                    exclude: list[str] | None = None, source_tests: bool = False) -> Any:
-    """A Cosmos ``DbtTaskGroup``: one task per model, its tests right after it, in the ``dbt`` pool.
+    """A Cosmos ``DbtTaskGroup``: one ``dbt build`` task per model (it, then its tests), in the ``dbt`` pool.
 
     Args:
         settings: the parse-time settings; only the profile (DuckDB or Postgres target) and the
@@ -96,7 +96,10 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
             load_method=LoadMode.DBT_MANIFEST,
             select=select or [],
             exclude=exclude or [],
-            test_behavior=TestBehavior.AFTER_EACH,
+            # `dbt build` per model (the model, then its tests, in one task): half the task starts of a
+            # run-then-test pair; a failing test still stops the models downstream. Source tests have
+            # no model to build with: they keep a task of their own after the source.
+            test_behavior=TestBehavior.AFTER_EACH if source_tests else TestBehavior.BUILD,
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
             source_rendering_behavior=(SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS if source_tests

@@ -59,12 +59,13 @@ class DagRun:
 class AirflowApi:
     """The Airflow REST API of one API server, with a JWT of the simple auth manager's admin."""
 
-    def __init__(self, base_url: str, home: Path, username: str = "admin", timeout: float = 120) -> None:
+    def __init__(self, base_url: str, home: Path, username: str = "admin", timeout: float = 120,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.home = home
         self.username = username
         self.timeout = timeout
-        self._client = httpx.Client(base_url=self.base_url, timeout=60)
+        self._client = httpx.Client(base_url=self.base_url, timeout=60, transport=transport)
         self._token: str | None = None
 
     def password(self) -> str:

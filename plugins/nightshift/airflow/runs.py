@@ -1,6 +1,7 @@
 """Run Nightshift's DAGs through Airflow for a range of days, as real recorded DAG runs.
 
-Used by ``make demo`` and by the end-to-end tests. Each day is one ``dag.test()`` run, so
+Used by the end-to-end tests (``make demo`` drives the scheduler instead: ``nightshift.airflow.local``).
+Each day is one ``dag.test()`` run, so
 every run, task instance and log is recorded in Airflow's metadata DB and shows in the UI.
 Days whose latest run already succeeded are skipped unless ``rerun`` is set, which makes
 the demo fast to repeat.

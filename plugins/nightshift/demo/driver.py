@@ -1,27 +1,20 @@
-"""``make demo``: land demo data for both use cases and run every DAG through Airflow.
+"""``make demo``: land demo data for both use cases and build their history with Airflow's scheduler.
 
-Steps, each skipped when already done (so a second ``make demo`` is quick):
+Steps (the README's "What the demo does" tells the story; a second ``make demo`` only prints):
 
 1. generate the demo landing zone for churn (customers, activity, cancellations) and demand
    (stores, products, sales), deterministic; redone only if a spec changed;
-2. create Airflow's SQLite metadata DB in ``state/airflow``;
-3. run every ``ingest_<source>`` DAG for every demo day as real DAG runs. One day has a corrupt
-   activity file on purpose: its run fails with a message naming the file, then the demo lands
-   the fixed file and re-runs that day, which succeeds;
-4. run ``features_<use case>`` for the last demo day: dbt builds the use case's models (features,
-   population, labels), Feast applies its definitions and materializes, the skew check runs;
-5. run ``retrain_<use case>`` as of ``CHAMPION_DAY``: the first challenger, trained on the labels
-   known by then with purged splits, passes the gate's floors and becomes ``champion``;
-6. run ``score_<use case>`` for every night from ``CHAMPION_DAY`` to the end of the range, the
-   marts rebuilt on the last night (nights already scored are skipped);
-7. run ``monitor_<use case>`` for the same nights. Churn's covariate drift starts on
-   ``DEMO_SPEC.covariate_drift_start`` (usage drops by 70 %, new signups come from ``east``): the
-   nights before it request nothing, that night requests a retrain (``retrain-request/churn``),
-   the nights after are suppressed (a request is pending);
-8. start the real scheduler (``airflow standalone``) until it has run the retrain the request
-   queued (``retrain_churn`` is unpaused first, so the request queues a run): trigger ``drift``,
-   trained up to the drift night, judged by the gate;
-9. print where to look: the reports, the drift table, the promotion history.
+2. create Airflow's SQLite metadata DB in ``state/airflow`` (WAL, writers wait for the lock);
+3. start the API server alone and create the backfills through its REST API (ingest: every demo
+   day; score and monitor: ``CHAMPION_DAY`` to the day before the last), then the DAG processor
+   and the scheduler (LocalExecutor, no runs of its own), all by ``nightshift.airflow.local``;
+4. unpause the stages one after the other, each paused again when its runs have finished:
+   ingest (the corrupt 2026-01-20 activity batch fails; the fixed file lands and the task is
+   cleared: try 2 succeeds), features for the last day, the first champions as of
+   ``CHAMPION_DAY``, score and monitor (the backfill, then the last night with marts and tests);
+5. restart the scheduler with its own scheduling on and only ``retrain_churn`` unpaused: it runs
+   the retrain churn's drift request queued; pause every DAG, stop every process;
+6. print where to look: the reports, the drift table, the promotion history.
 """
 
 from __future__ import annotations
@@ -220,6 +213,8 @@ def build_history(settings: Settings, spec: DatagenSpec, env: dict[str, str], ai
         api.set_paused(family["features"], True)
 
         print(f"retrain: the first champions, trained as of {CHAMPION_DAY}")
+        # the first use creates MLflow's SQLite store: once, here, not by two training tasks at once
+        client = registry.connect(settings)
         for dag_id in family["retrain"]:
             api.trigger(dag_id, CHAMPION_DAY)
         api.set_paused(family["retrain"], False)
@@ -227,7 +222,6 @@ def build_history(settings: Settings, spec: DatagenSpec, env: dict[str, str], ai
             return _stop("retrain", runs, logs)
         # monitoring's drift request queues a retrain only for an unpaused DAG (churn has no weekly cron)
         api.set_paused([d for d in family["retrain"] if d != "retrain_churn"], True)
-        client = registry.connect(settings)
         if missing := [u for u in USE_CASES if registry.champion_version(client, u) is None]:
             print(f"retrain: the first challenger of {missing} did not pass the gate; see its report in the "
                   "retrain run's Nightshift tab")
