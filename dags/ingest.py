@@ -6,8 +6,8 @@ another, nor another use case. For logical date **D** (one run per day; backfill
 the UI or with `airflow backfill create`):
 
 1. **wait_for_batch** first fails a run for a day before the earliest `start_date` of the use
-   cases that read the source (otherwise Airflow would record it as a success with no task: this
-   task exists in every run). Then it waits for D's files in `<landing>/<source>/<D>/` and fails
+   cases that read the source (otherwise Airflow would record it as a success with no task: both
+   tasks exist in every run). Then it waits for D's files in `<landing>/<source>/<D>/` and fails
    with a clear message once the source's `wait_hours` after the end of D have passed. A run
    started by hand or by a backfill does not wait: without D's files it fails at once, with the
    same advice.
@@ -95,6 +95,7 @@ for source_name, source in all_sources(USE_CASES).items():
                 # Retrying cannot fix a broken file: fail now, with the reason.
                 raise fail(str(exc)) from exc
 
-        # the sensor is the start-date guard too: it exists in every run (one task fewer per run)
+        # The sensor is the start-date guard too (one task fewer per run). Both tasks exist in every run,
+        # even one before the start date: Airflow judges a run by its leaf, which fails upstream_failed.
         waited = in_every_run(wait_for_batch(source_name, [u.name for u in readers]))
-        waited >> validate_and_load(source_name, source.alert_quarantined_share)
+        waited >> in_every_run(validate_and_load(source_name, source.alert_quarantined_share))

@@ -5,8 +5,9 @@ tasks. Each DAG therefore has a leaf task ``check_start_date`` whose own start d
 it exists in every run, and fails a run for a day before the use case's ``start_date``, naming
 the date and the setting. (A leaf, because Airflow judges a run by its leaf tasks; in a run
 before the start date it is the only task there is.) The ingest DAGs, which make most runs, save
-a task per run: their first task (the batch sensor) runs the same check first and exists in every
-run, so in a run before the start date it is the only task and fails the run.
+a task per run: their first task (the batch sensor) runs the same check first, and both their
+tasks exist in every run, so in a run before the start date the sensor fails and the leaf after it
+fails upstream_failed (a failing task that is not a leaf would leave the run a success).
 """
 
 from __future__ import annotations

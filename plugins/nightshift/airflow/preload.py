@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 #: What tasks import: validation (GX), data frames, the warehouse; what the ingest DAG file imports
 #: when a task parses it (its sensor's provider, Nightshift's DAG helpers); then what scoring,
 #: training and monitoring tasks import (measured cold: Evidently ~4 s, Feast ~3 s, MLflow and
-#: LightGBM ~1.5 s each, paid by every such task otherwise).
+#: LightGBM ~1.5 s each, paid by every such task otherwise); then Cosmos and dbt.
 MODULES = ("great_expectations", "pandas", "pyarrow", "pyarrow.parquet", "duckdb", "nightshift.ingest.validation",
            "nightshift.ingest.loading", "nightshift.warehouse", "airflow.providers.standard.sensors.python",
            "nightshift.airflow.alerts", "nightshift.airflow.assets", "nightshift.airflow.guards",
            "nightshift.airflow.messages", "nightshift.usecase", "nightshift.ingest",
            "mlflow", "feast", "lightgbm", "sklearn", "evidently", "nightshift.modeling.registry", "nightshift.features",
-           "nightshift.scoring", "nightshift.monitoring")
+           "nightshift.scoring", "nightshift.monitoring",
+           # every dbt task (Cosmos, dbt in-process): ~2-3 s of imports each, one task at a time
+           "cosmos", "cosmos.operators.local", "dbt.cli.main", "dbt.adapters.duckdb")
 
 
 def is_scheduler(argv: list[str]) -> bool:

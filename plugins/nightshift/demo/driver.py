@@ -146,8 +146,11 @@ def main() -> int:
 
 
 #: The demo's scheduler on two cores: the libraries tasks use imported once before LocalExecutor forks
-#: (nightshift.airflow.preload), as many tasks at once as keep the cores busy while others wait on the API.
-SCHEDULER = {"NIGHTSHIFT_PRELOAD": "1", "AIRFLOW__CORE__PARALLELISM": "8"}
+#: (nightshift.airflow.preload), as many tasks at once as keep the cores busy while others wait on the
+#: API, and a short nap between loops (the demo's runs are chains of short tasks: a task waits for a
+#: loop to be scheduled).
+SCHEDULER = {"NIGHTSHIFT_PRELOAD": "1", "AIRFLOW__CORE__PARALLELISM": "8",
+             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25"}
 
 
 def _failed(runs: list[DagRun]) -> list[str]:
