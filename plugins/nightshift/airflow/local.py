@@ -229,16 +229,16 @@ class LocalAirflow:
         poll_until(f"the Airflow API server on port {self.port}", self.health,
                    lambda h: isinstance(h, dict) and (h.get("metadatabase") or {}).get("status") == "healthy", timeout)
 
-    def start_scheduler(self, timeout: float = 180, **settings: str) -> None:
+    def start_scheduler(self, settings: dict[str, str] | None = None, timeout: float = 180) -> None:
         """The DAG processor (if not running) and a scheduler with ``settings`` (AIRFLOW__… variables)."""
         if "dag-processor" not in self.processes:
             # the DAG files do not change while it runs: parse them at start, then every 10 minutes
             self.start("dag-processor", "dag-processor", AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="600")
         started = time.time()
-        self.start("scheduler", "scheduler", **settings)
+        self.start("scheduler", "scheduler", **(settings or {}))
 
         def fresh(health: object) -> bool:
-            scheduler = (health or {}).get("scheduler") or {}  # type: ignore[union-attr]
+            scheduler = (health.get("scheduler") if isinstance(health, dict) else None) or {}
             beat = scheduler.get("latest_scheduler_heartbeat")
             return scheduler.get("status") == "healthy" and beat is not None and \
                 datetime.fromisoformat(beat).timestamp() >= started

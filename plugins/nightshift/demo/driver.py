@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-from nightshift.airflow.local import DagRun, local_airflow
+from nightshift.airflow.local import AirflowApi, DagRun, LocalAirflow, local_airflow
 from nightshift.airflow.runs import airflow_cli, airflow_environment, ensure_metadata_db, ingest_dag_ids
 from nightshift.demo import demand_data
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate, write_landing
@@ -167,93 +167,105 @@ def build_history(settings: Settings, spec: DatagenSpec, env: dict[str, str], ai
     """Every demo run, made by Airflow's scheduler (LocalExecutor) from backfills and triggers.
 
     The backfills are created before the first scheduler starts (SQLite, see ``nightshift.airflow.local``);
-    a DAG's runs start when the demo unpauses it, stage after stage, and every DAG is paused again at
-    the end. The scheduler makes no runs of its own (``use_job_schedule`` off) until the last stage,
-    where it runs the retrain that churn's drift request queued, with only ``retrain_churn`` unpaused.
+    a DAG's runs start when the demo unpauses it, stage after stage. The scheduler makes no runs of its
+    own (``use_job_schedule`` off) until the last stage, where it runs the retrain that churn's drift
+    request queued, with only ``retrain_churn`` unpaused. Every DAG is paused again at the end, also
+    when a stage fails: a DAG the user has not enabled stays paused after the demo.
     """
     ingest = ingest_dag_ids(settings.config_dir)
     family = {name: [f"{name}_{use_case}" for use_case in USE_CASES] for name in ("features", "retrain", "score", "monitor")}
     every_dag = ingest + [dag_id for dag_ids in family.values() for dag_id in dag_ids]
-    last_day, nights = spec.end, (spec.end - CHAMPION_DAY).days + 1
     logs = airflow_home / "demo-logs"
     airflow_cli(env, "dags", "reserialize")
     with local_airflow(env, logs) as airflow:
-        api = airflow.api
-        api.set_paused(every_dag, True)
-        print(f"backfills: {len(ingest)} ingest DAGs x {spec.days} days; score and monitor "
-              f"{CHAMPION_DAY} .. {last_day - timedelta(days=1)} (the last night is its own run)")
-        for dag_id in ingest:
-            api.create_backfill(dag_id, spec.start, spec.end, max_active_runs=4)
-        for use_case in USE_CASES:
-            # marts and dbt tests are rebuilt whole: only on the last night
-            api.create_backfill(f"score_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
-                                conf={"build_marts": False}, max_active_runs=2)
-            # one night after the other: a request on D suppresses D + 1's
-            api.create_backfill(f"monitor_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
-                                conf={"run_checks": False}, max_active_runs=1)
-        airflow.start_scheduler(AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False", **SCHEDULER)
+        airflow.api.set_paused(every_dag, True)
+        try:
+            _create_backfills(airflow.api, ingest, spec)
+            airflow.start_scheduler({"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False", **SCHEDULER})
+            return _run_stages(airflow, settings, spec, ingest, family, logs)
+        finally:
+            airflow.api.set_paused(every_dag, True)
 
-        print(f"ingest: the scheduler runs {len(ingest) * spec.days} backfill runs ({spec.start} .. {spec.end})")
-        api.set_paused(ingest, False)
-        runs = api.wait("the ingest backfills", ingest, len(ingest) * spec.days, timeout=3600)
-        broken = [r for r in runs if r.dag_id == f"ingest_{spec.broken_source}" and r.day == spec.broken_day]
-        if broken and broken[0].state == "failed":
-            print(f"ingest {spec.broken_day}: failed as intended (corrupt {spec.broken_source} file); landing the "
-                  "fixed file and clearing validate_and_load: the scheduler runs it again as try 2")
-            land_fixed_file(settings, spec)
-            api.clear_task(broken[0].dag_id, broken[0].run_id, "validate_and_load")
-            runs = api.wait("the cleared ingest run", ingest, len(ingest) * spec.days, timeout=600)
-        if _failed(runs):
-            return _stop("ingest", runs, logs)
-        api.set_paused(ingest, True)
 
-        print(f"features: dbt, feast apply, materialization and the skew check for {last_day}")
-        for dag_id in family["features"]:
+def _create_backfills(api: AirflowApi, ingest: list[str], spec: DatagenSpec) -> None:
+    """Ingest over every demo day; score and monitor from ``CHAMPION_DAY`` to the day before the last."""
+    last_day = spec.end
+    print(f"backfills: {len(ingest)} ingest DAGs x {spec.days} days; score and monitor "
+          f"{CHAMPION_DAY} .. {last_day - timedelta(days=1)} (the last night is its own run)")
+    for dag_id in ingest:
+        api.create_backfill(dag_id, spec.start, spec.end, max_active_runs=4)
+    for use_case in USE_CASES:
+        # marts and dbt tests are rebuilt whole: only on the last night
+        api.create_backfill(f"score_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
+                            conf={"build_marts": False}, max_active_runs=2)
+        # monitoring's nights in order, as the DAG requires
+        api.create_backfill(f"monitor_{use_case}", CHAMPION_DAY, last_day - timedelta(days=1),
+                            conf={"run_checks": False}, max_active_runs=1)
+
+
+def _run_stages(airflow: LocalAirflow, settings: Settings, spec: DatagenSpec, ingest: list[str],
+                family: dict[str, list[str]], logs: Path) -> int:
+    """Unpause each stage in turn and wait for its runs; 0 when every run succeeded."""
+    api = airflow.api
+    last_day, nights = spec.end, (spec.end - CHAMPION_DAY).days + 1
+    print(f"ingest: the scheduler runs {len(ingest) * spec.days} backfill runs ({spec.start} .. {spec.end})")
+    api.set_paused(ingest, False)
+    runs = api.wait("the ingest backfills", ingest, len(ingest) * spec.days, timeout=3600)
+    broken = [r for r in runs if r.dag_id == f"ingest_{spec.broken_source}" and r.day == spec.broken_day]
+    if broken and broken[0].state == "failed":
+        print(f"ingest {spec.broken_day}: failed as intended (corrupt {spec.broken_source} file); landing the "
+              "fixed file and clearing validate_and_load: the scheduler runs it again as try 2")
+        land_fixed_file(settings, spec)
+        api.clear_task(broken[0].dag_id, broken[0].run_id, "validate_and_load")
+        runs = api.wait("the cleared ingest run", ingest, len(ingest) * spec.days, timeout=600)
+    if _failed(runs):
+        return _stop("ingest", runs, logs)
+    api.set_paused(ingest, True)
+
+    print(f"features: dbt, feast apply, materialization and the skew check for {last_day}")
+    for dag_id in family["features"]:
+        api.trigger(dag_id, last_day)
+    api.set_paused(family["features"], False)
+    if _failed(runs := api.wait("the features runs", family["features"], len(USE_CASES), timeout=1800)):
+        return _stop("features", runs, logs)
+    api.set_paused(family["features"], True)
+
+    print(f"retrain: the first champions, trained as of {CHAMPION_DAY}")
+    # the first use creates MLflow's SQLite store: once, here, not by two training tasks at once
+    client = registry.connect(settings)
+    for dag_id in family["retrain"]:
+        api.trigger(dag_id, CHAMPION_DAY)
+    api.set_paused(family["retrain"], False)
+    if _failed(runs := api.wait("the first retrain runs", family["retrain"], len(USE_CASES), timeout=1800)):
+        return _stop("retrain", runs, logs)
+    # monitoring's drift request queues a retrain only for an unpaused DAG (churn has no weekly cron)
+    api.set_paused([d for d in family["retrain"] if d != "retrain_churn"], True)
+    if missing := [u for u in USE_CASES if registry.champion_version(client, u) is None]:
+        print(f"retrain: the first challenger of {missing} did not pass the gate; see its report in the "
+              "retrain run's Nightshift tab")
+        return 1
+
+    for stage, conf_key in (("score", "build_marts"), ("monitor", "run_checks")):
+        print(f"{stage}: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}); "
+              f"{conf_key.replace('_', ' ')} on the last")
+        api.set_paused(family[stage], False)
+        api.wait(f"the {stage} backfills", family[stage], len(USE_CASES) * (nights - 1), timeout=1800)
+        for dag_id in family[stage]:
             api.trigger(dag_id, last_day)
-        api.set_paused(family["features"], False)
-        if _failed(runs := api.wait("the features runs", family["features"], len(USE_CASES), timeout=1800)):
-            return _stop("features", runs, logs)
-        api.set_paused(family["features"], True)
+        if _failed(runs := api.wait(f"the last night's {stage} runs", family[stage], len(USE_CASES) * nights,
+                                    timeout=1800)):
+            return _stop(stage, runs, logs)
+        api.set_paused(family[stage], True)
 
-        print(f"retrain: the first champions, trained as of {CHAMPION_DAY}")
-        # the first use creates MLflow's SQLite store: once, here, not by two training tasks at once
-        client = registry.connect(settings)
-        for dag_id in family["retrain"]:
-            api.trigger(dag_id, CHAMPION_DAY)
-        api.set_paused(family["retrain"], False)
-        if _failed(runs := api.wait("the first retrain runs", family["retrain"], len(USE_CASES), timeout=1800)):
-            return _stop("retrain", runs, logs)
-        # monitoring's drift request queues a retrain only for an unpaused DAG (churn has no weekly cron)
-        api.set_paused([d for d in family["retrain"] if d != "retrain_churn"], True)
-        if missing := [u for u in USE_CASES if registry.champion_version(client, u) is None]:
-            print(f"retrain: the first challenger of {missing} did not pass the gate; see its report in the "
-                  "retrain run's Nightshift tab")
-            return 1
-
-        for stage, conf_key in (("score", "build_marts"), ("monitor", "run_checks")):
-            print(f"{stage}: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}); "
-                  f"{conf_key.replace('_', ' ')} on the last")
-            api.set_paused(family[stage], False)
-            runs = api.wait(f"the {stage} backfills", family[stage], len(USE_CASES) * (nights - 1), timeout=1800)
-            for dag_id in family[stage]:
-                api.trigger(dag_id, last_day)
-            runs = api.wait(f"the last night's {stage} runs", family[stage], len(USE_CASES) * nights, timeout=1800)
-            if _failed(runs):
-                return _stop(stage, runs, logs)
-            api.set_paused(family[stage], True)
-
-        requested = _drift_requested(settings)
-        if requested:
-            print(f"retrain_churn: monitoring requested a retrain for {requested}; the scheduler now makes its "
-                  "own runs, with only retrain_churn unpaused, and runs the retrain the request queued")
-            airflow.stop("scheduler")
-            airflow.start_scheduler(**SCHEDULER)
-            runs = api.wait("the drift-triggered retrain_churn run", ["retrain_churn"], 2, timeout=1800)
-        api.set_paused(every_dag, True)  # a DAG the user has not enabled stays paused afterwards
+    requested = _drift_requested(settings)
     if not requested:
         print("monitor_churn requested no retrain: the drift was not detected (see monitoring.drift_daily)")
         return 1
-    if _failed(runs):
+    print(f"retrain_churn: monitoring requested a retrain for {requested}; the scheduler now makes its "
+          "own runs, with only retrain_churn unpaused, and runs the retrain the request queued")
+    airflow.stop("scheduler")
+    airflow.start_scheduler(SCHEDULER)
+    if _failed(runs := api.wait("the drift-triggered retrain_churn run", ["retrain_churn"], 2, timeout=1800)):
         return _stop("retrain_churn (drift)", runs, logs)
     return 0
 
