@@ -5,13 +5,14 @@ One DAG per landed source (`ingest_<source>`), so a source that is late or broke
 another, nor another use case. For logical date **D** (one run per day; backfill any range from
 the UI or with `airflow backfill create`):
 
-1. **wait_for_batch** first fails a run for a day before the earliest `start_date` of the use
-   cases that read the source (otherwise Airflow would record it as a success with no task: both
-   tasks exist in every run). Then it waits for D's files in `<landing>/<source>/<D>/` and fails
-   with a clear message once the source's `wait_hours` after the end of D have passed. A run
-   started by hand or by a backfill does not wait: without D's files it fails at once, with the
-   same advice.
-2. **validate_and_load** validates the batch with `expectations/<source>.json` (GX).
+One task, **validate_and_load**:
+
+1. It first fails a run for a day before the earliest `start_date` of the use cases that read the
+   source (otherwise Airflow would record it as a success with no task: the task exists in every
+   run). Then it waits for D's files in `<landing>/<source>/<D>/` and fails with a clear message
+   once the source's `wait_hours` after the end of D have passed. A run started by hand or by a
+   backfill does not wait: without D's files it fails at once, with the same advice.
+2. It validates the batch with `expectations/<source>.json` (GX).
    Rows that break a row rule go to `quarantine.<source>` with the rules they broke;
    the others go to `raw.<source>`; the counts go to `meta.validation_runs`.
    A batch rule failure (unreadable file, missing column, row count out of bounds)
@@ -51,16 +52,18 @@ for source_name, source in all_sources(USE_CASES).items():
     ):
 
         @task.sensor(
-            task_id="wait_for_batch",
+            task_id="validate_and_load",
             poke_interval=300,
             timeout=timedelta(hours=source.wait_hours + 24).total_seconds(),
             mode="reschedule",
+            outlets=[raw_asset(source_name)],
         )
-        def wait_for_batch(name: str, reader_names: list[str], ds: str | None = None,
-                           dag_run=None) -> PokeReturnValue:  # noqa: ANN001
-            """Fails a run before the use cases' start_date; done once D's batch has landed; fails clearly
-            after the source's deadline, or at once in a run started by hand or by a backfill (only the
-            nightly run waits for a late upstream)."""
+        def validate_and_load(name: str, reader_names: list[str], alert_share: float, ds: str | None = None,
+                              dag_run=None, outlet_events: dict | None = None) -> PokeReturnValue:  # noqa: ANN001
+            """Fails a run before the use cases' start_date; waits for D's batch (fails clearly after the
+            source's deadline, or at once in a run started by hand or by a backfill: only the nightly run
+            waits for a late upstream); then validates it and replaces D's raw, quarantine and summary
+            partitions."""
             from datetime import date
 
             from nightshift.airflow.messages import fail
@@ -68,34 +71,22 @@ for source_name, source in all_sources(USE_CASES).items():
             from nightshift import ingest
 
             check_start(f"ingest_{name}", reader_names, ds)
+            day = date.fromisoformat(ds[:10])
+            scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
             try:
-                scheduled = str(getattr(dag_run.run_type, "value", dag_run.run_type)) == "scheduled"
-                return PokeReturnValue(is_done=ingest.wait_for_batch(name, date.fromisoformat(ds[:10]), wait=scheduled))
-            except ingest.BatchMissing as exc:
+                if not ingest.wait_for_batch(name, day, wait=scheduled):
+                    return PokeReturnValue(is_done=False)
+                summary = ingest.ingest_day(name, day)
+            except (ingest.BatchMissing, ingest.BatchRejected) as exc:
+                # Retrying cannot land a file nor fix a broken one: fail now, with the reason.
                 raise fail(str(exc)) from exc
+            # Downstream runs learn which day they are for from the event.
+            outlet_events[raw_asset(name)].extra = {"batch_date": summary["batch_date"]}
+            if (text := quarantine_alert(summary, alert_share)) is not None:
+                announce("quarantine_above_threshold", text)
+            return PokeReturnValue(is_done=True, xcom_value=summary)
 
-        @task(task_id="validate_and_load", outlets=[raw_asset(source_name)], multiple_outputs=False)
-        def validate_and_load(name: str, alert_share: float, ds: str | None = None,
-                              outlet_events: dict | None = None) -> dict:
-            """Validate D's batch and replace D's raw, quarantine and summary partitions."""
-            from datetime import date
-
-            from nightshift.airflow.messages import fail
-
-            from nightshift import ingest
-
-            try:
-                summary = ingest.ingest_day(name, date.fromisoformat(ds[:10]))
-                # Downstream runs learn which day they are for from the event.
-                outlet_events[raw_asset(name)].extra = {"batch_date": summary["batch_date"]}
-                if (text := quarantine_alert(summary, alert_share)) is not None:
-                    announce("quarantine_above_threshold", text)
-                return summary
-            except ingest.BatchRejected as exc:
-                # Retrying cannot fix a broken file: fail now, with the reason.
-                raise fail(str(exc)) from exc
-
-        # The sensor is the start-date guard too (one task fewer per run). Both tasks exist in every run,
-        # even one before the start date: Airflow judges a run by its leaf, which fails upstream_failed.
-        waited = in_every_run(wait_for_batch(source_name, [u.name for u in readers]))
-        waited >> in_every_run(validate_and_load(source_name, source.alert_quarantined_share))
+        # One task per run: the sensor is the start-date guard too, and loads the batch once it has landed
+        # (a task start costs more than validating a demo batch). Its own start date is the epoch, so it
+        # exists even in a run before the DAG's start date, and fails it.
+        in_every_run(validate_and_load(source_name, [u.name for u in readers], source.alert_quarantined_share))

@@ -86,7 +86,7 @@ def test_importing_dag_file_imports_no_heavy_library(path: Path) -> None:
 def test_every_dag_guards_its_start_date(path: Path) -> None:
     """A run before the use case's start_date must fail, not succeed with no task: every DAG has the
     guard as a leaf task that exists in every run (its own start date is the epoch). An ingest DAG's
-    guard is its sensor, and both its tasks exist in every run, so the leaf fails upstream_failed."""
+    guard is its one task, the sensor that loads the batch: it exists in every run and is the leaf."""
     from nightshift.airflow.guards import EPOCH
 
     for dag_id, dag in load_dags(path).items():
@@ -94,8 +94,7 @@ def test_every_dag_guards_its_start_date(path: Path) -> None:
             continue  # not scheduled, not for a day: no start date to guard
         if dag_id.startswith("ingest_"):
             assert "check_start_date" not in dag.task_dict
-            assert all(t.start_date == EPOCH for t in dag.tasks), dag_id
-            assert [t.task_id for t in dag.roots] == ["wait_for_batch"], dag_id
+            assert [(t.task_id, t.start_date) for t in dag.tasks] == [("validate_and_load", EPOCH)], dag_id
             continue
         guard = dag.task_dict.get("check_start_date")
         assert guard is not None, f"{dag_id} has no check_start_date task"

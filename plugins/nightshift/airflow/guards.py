@@ -4,10 +4,9 @@ Airflow records a run whose logical date precedes the DAG's ``start_date`` as a 
 tasks. Each DAG therefore has a leaf task ``check_start_date`` whose own start date is the epoch:
 it exists in every run, and fails a run for a day before the use case's ``start_date``, naming
 the date and the setting. (A leaf, because Airflow judges a run by its leaf tasks; in a run
-before the start date it is the only task there is.) The ingest DAGs, which make most runs, save
-a task per run: their first task (the batch sensor) runs the same check first, and both their
-tasks exist in every run, so in a run before the start date the sensor fails and the leaf after it
-fails upstream_failed (a failing task that is not a leaf would leave the run a success).
+before the start date it is the only task there is.) The ingest DAGs, which make most runs, have
+one task per run: their sensor runs the same check first and is itself the leaf, existing in every
+run, so in a run before the start date it fails the run.
 """
 
 from __future__ import annotations

@@ -26,8 +26,7 @@ _TABLE = """{% if rows %}<table><tr>{% for c in rows[0] %}<th>{{ c }}</th>{% end
 _INGEST = """{% for f in sources %}
 <h2>Source <code>{{ f.source }}</code>, batch {{ f.day }}</h2>
 {% if not f.validated %}<p class="fail">No validation recorded for {{ f.source }} on {{ f.day }}: the batch was rejected
-or never landed. The failure's reason is the first error line of the <code>validate_and_load</code> (or
-<code>wait_for_batch</code>) log.</p>{% else %}
+or never landed. The failure's reason is the first error line of the <code>validate_and_load</code> log.</p>{% else %}
 <table><tr><th>landed</th><th>accepted</th><th>quarantined</th><th>suite version</th></tr>
 <tr><td class="num" id="landed">{{ f.landed_rows }}</td><td class="num" id="accepted">{{ f.accepted_rows }}</td>
 <td class="num" id="quarantined">{{ f.quarantined_rows }}</td><td>{{ f.suite_version }}</td></tr></table>

@@ -11,7 +11,8 @@ Steps (the README's "What the demo does" tells the story; a second ``make demo``
 4. unpause the stages one after the other, each paused again when its runs have finished:
    ingest (the corrupt 2026-01-20 activity batch fails; the fixed file lands and the task is
    cleared: try 2 succeeds), features for the last day, the first champions as of
-   ``CHAMPION_DAY``, score and monitor (the backfill, then the last night with marts and tests);
+   ``CHAMPION_DAY``, score (the backfill, then the last night with marts and tests) and monitor
+   (the backfill beside the last night's score, then the last night with its checks);
 5. restart the scheduler with its own scheduling on and only ``retrain_churn`` unpaused: it runs
    the retrain churn's drift request queued; pause every DAG, stop every process;
 6. print where to look: the reports, the drift table, the promotion history.
@@ -245,17 +246,26 @@ def _run_stages(airflow: LocalAirflow, settings: Settings, spec: DatagenSpec, in
               "retrain run's Nightshift tab")
         return 1
 
-    for stage, conf_key in (("score", "build_marts"), ("monitor", "run_checks")):
-        print(f"{stage}: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}); "
-              f"{conf_key.replace('_', ' ')} on the last")
-        api.set_paused(family[stage], False)
-        api.wait(f"the {stage} backfills", family[stage], len(USE_CASES) * (nights - 1), timeout=1800)
-        for dag_id in family[stage]:
-            api.trigger(dag_id, last_day)
-        if _failed(runs := api.wait(f"the last night's {stage} runs", family[stage], len(USE_CASES) * nights,
-                                    timeout=1800)):
-            return _stop(stage, runs, logs)
-        api.set_paused(family[stage], True)
+    print(f"score: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}); build marts on the last")
+    api.set_paused(family["score"], False)
+    api.wait("the score backfills", family["score"], len(USE_CASES) * (nights - 1), timeout=1800)
+    for dag_id in family["score"]:
+        api.trigger(dag_id, last_day)
+    # monitoring's backfill nights read scores that are published now: it runs beside the last night's score
+    print(f"monitor: {nights} nightly runs per use case ({CHAMPION_DAY} .. {last_day}), the backfill beside "
+          "the last night's score; run checks on the last")
+    api.set_paused(family["monitor"], False)
+    if _failed(runs := api.wait("the last night's score runs", family["score"], len(USE_CASES) * nights,
+                                timeout=1800)):
+        return _stop("score", runs, logs)
+    api.set_paused(family["score"], True)
+    api.wait("the monitor backfills", family["monitor"], len(USE_CASES) * (nights - 1), timeout=1800)
+    for dag_id in family["monitor"]:
+        api.trigger(dag_id, last_day)
+    if _failed(runs := api.wait("the last night's monitor runs", family["monitor"], len(USE_CASES) * nights,
+                                timeout=1800)):
+        return _stop("monitor", runs, logs)
+    api.set_paused(family["monitor"], True)
 
     requested = _drift_requested(settings)
     if not requested:
