@@ -344,3 +344,29 @@ def disturbance_notes(others: dict[str, Times], timings: list[float], subject: s
             "carry that uncertainty"
         )
     return lines
+
+
+# --- the summary table of `make bench` ---------------------------------------------------
+
+#: The JSON-lines file every benchmark adds its results to when set (``make bench`` sets it).
+SUMMARY_ENV = "NIGHTSHIFT_BENCH_SUMMARY"
+
+
+def record(benchmark: str, measure: str, value: str, target: str, met: bool | None) -> None:
+    """Add one line to the summary table of ``make bench`` (nothing when no summary file is set).
+
+    Args:
+        benchmark: the script, e.g. ``bench_score``.
+        measure: what ``value`` is, e.g. ``end to end / booster.predict, 1M customers``.
+        value: the measured ratio or figure, formatted.
+        target: the target, formatted (``-`` when there is none).
+        met: whether the target is met; None when there is no target.
+    """
+    path = os.environ.get(SUMMARY_ENV)
+    if not path:
+        return
+    import json
+
+    line = {"benchmark": benchmark, "measure": measure, "value": value, "target": target, "met": met}
+    with open(path, "a") as out:
+        out.write(json.dumps(line) + "\n")

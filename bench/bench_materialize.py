@@ -43,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from _harness import record
 from _harness import (
     TimeTable, add_stage_arguments, clock, load_note, max_rss_mb, profile_call, run_stage, timed, work_directory,
 )
@@ -241,6 +242,10 @@ def _report(
         + ", ".join(f"{w} d {s:+.0%}" for w, s in zip(windows, spread))
         + f"; target within +-{RSS_BAND:.0%}: {rss_verdict}",
     ]
+    record("bench_materialize", f"materialize throughput / stock Feast, {stock_days} d x {args.customers:,} entities",
+           f"{speedup:.2f}x", f">= {TARGET_SPEEDUP:g}x", speedup >= TARGET_SPEEDUP)
+    record("bench_materialize", f"materialize peak RSS, {windows[0]} -> {windows[-1]} days",
+           f"{max(spread, key=abs):+.0%}", f"within +-{RSS_BAND:.0%}", rss_verdict == "met")
     if stock_days < args.days:
         lines.append(f"note: the stock run was capped at the last {stock_days} days (--stock-days)")
     lines += load_note(load)

@@ -34,6 +34,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from _harness import record
 from _harness import TimeTable, add_stage_arguments, load_note, max_rss_mb, phase, run_stage, work_directory
 
 NUMERICAL = [f"n{i:02d}" for i in range(25)]
@@ -240,6 +241,10 @@ def _report(args: argparse.Namespace, results: dict[str, Any], others: dict[str,
     lines.append(f"targets: <= {TARGET_SECONDS:.0f} s and <= {TARGET_MB:,.0f} MB peak: "
                  f"{'met' if meets else 'MISSED'} ({total[0]:.1f} s, {sampled['peak_rss_mb']:,.0f} MB); "
                  f"decision parity: {'met' if agree else 'MISSED'}")
+    record("bench_monitor", f"drift check, {args.rows / 1e6:g}M rows a side", f"{total[0]:.1f} s, "
+           f"{sampled['peak_rss_mb']:,.0f} MB", f"<= {TARGET_SECONDS:.0f} s, <= {TARGET_MB:,.0f} MB", meets)
+    record("bench_monitor", "drift decision, sampled vs full Evidently", f"{sum(matches)} of {len(matches)} agree",
+           "all agree", agree)
     busy = {p: cpu / wall for p, (wall, cpu) in others.items() if wall}
     if any(share > 0.25 for share in busy.values()):
         lines.append("note: other processes kept " + ", ".join(f"{v:.1f}" for v in busy.values()) +

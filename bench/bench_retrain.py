@@ -47,6 +47,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from _harness import record
 from _harness import (
     CallProfile, TimeTable, add_stage_arguments, add_times, disturbance_notes, home_env, max_rss_mb, phase, run_stage,
     work_directory,
@@ -190,6 +191,7 @@ def _report(
     ]
 
     inner_fit = times["train_challenger/train_model/lgb.train"]
+    record("bench_retrain", "train task / lgb.train, wall", f"{train_task[0] / baseline_fit[0]:.2f}x", "-", None)
     overhead = train_task[0] - inner_fit[0]
     fits = [run["times"]["lgb.train"][0] for run in bases]
     lines += [

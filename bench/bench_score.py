@@ -49,6 +49,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from _harness import record
 from _harness import (
     CallProfile, TimeTable, add_stage_arguments, add_times, clock, disturbance_notes, home_env, max_rss_mb,
     profile_call, run_stage, work_directory,
@@ -257,6 +258,8 @@ def _report(
     inner_predict = _sum_label(one["times"], PREDICT)
     fits = [run["predict"][0] for run in results["baseline"]]
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+    record("bench_score", f"nightly scoring end to end / booster.predict, wall, {args.customers / 1e6:g}M entities",
+           f"{ratio:.2f}x", f"<= {TARGET_RATIO:g}x", ratio <= TARGET_RATIO)
     lines += [
         "",
         f"end to end / booster.predict: {ratio:.2f}x wall time ({end_to_end[1] / predict[1]:.2f}x cpu); "

@@ -37,11 +37,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from _harness import record
 from _harness import TimeTable, add_stage_arguments, load_note, max_rss_mb, phase, run_stage, timed, work_directory
 
 DATA_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TTL = timedelta(days=3)
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5
 # DuckDB's default COPY row group, what dbt-duckdb writes.
 ROW_GROUP_ROWS = 122_880
 PROFILE_PRESENT = 0.7
@@ -151,6 +152,8 @@ def _report(
     lines += table.rss_rows(ns, hand)
     ratio = ns["total"][0] / hand["total"][0]
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+    record("bench_training_set", f"point-in-time training set / hand-written ASOF, {meta['spine_rows'] / 1e6:g}M rows",
+           f"{ratio:.2f}x", f"<= {TARGET_RATIO:g}x", ratio <= TARGET_RATIO)
     lines += [
         "",
         f"nightshift / hand-written: {ratio:.2f}x wall time ({ns['total'][1] / hand['total'][1]:.2f}x cpu), "

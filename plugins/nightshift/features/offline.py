@@ -18,9 +18,9 @@ Semantics are Feast's, checked row for row against the stock stores by the tests
 * feature-service projections (selected features, aliases, ``full_feature_names``) apply.
 
 Per feature view, the source is pre-filtered to ``[min entity ts - ttl, max entity ts]`` and
-joined with ``ASOF LEFT JOIN … ON keys AND {t: entity_ts, c: +inf} >= {t: fv_ts, c: created}``:
-a lexicographic STRUCT inequality that is "latest event time, then latest created time" in
-one pass. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
+joined with ``ASOF LEFT JOIN … ON keys AND key(entity_ts, +inf) >= key(fv_ts, created)``, where
+``key`` packs the two timestamps into one HUGEINT (event time high, created time low): "latest
+event time, then latest created time" in one pass, cheaper to compare than a STRUCT. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
 
 Timestamp columns are read whatever their physical type: Feast's own offline write
 (``write_to_offline_store``) rewrites a tz-aware Parquet file with them as text, so a column
@@ -201,6 +201,29 @@ class MissingSourceColumns(ValueError):
     pass
 
 
+_LOW_BITS = 2**64
+_CREATED_OFFSET = 2**63
+
+
+def _tie_key(event: str, created: Optional[str]) -> str:
+    """SQL for the ASOF key ``event * 2**64 + created'`` (HUGEINT) of (event time, created time).
+
+    ``created'`` is the created time in microseconds shifted into ``[1, 2**64 - 2]``; a NULL or
+    ``-infinity`` created time is 0 and ``infinity`` is ``2**64 - 1``; ``created=None`` (the
+    entity side) is ``2**64 - 1``: every created time of the same event time is at or before it.
+    Event times of ``±infinity`` sort below or above every finite one (``±(2**63 - 1)``: no overflow).
+    """
+    low = _LOW_BITS - 1
+    if created is not None:
+        low = (f"CASE WHEN {created} IS NULL OR {created} = TIMESTAMPTZ '-infinity' THEN 0 "
+               f"WHEN {created} = TIMESTAMPTZ 'infinity' THEN {_LOW_BITS - 1} "
+               f"ELSE LEAST(GREATEST(epoch_us({created})::HUGEINT + {_CREATED_OFFSET}, 1), {_LOW_BITS - 2}) END")
+    high = (f"CASE WHEN {event} = TIMESTAMPTZ '-infinity' THEN -{_CREATED_OFFSET - 1}::HUGEINT "
+            f"WHEN {event} = TIMESTAMPTZ 'infinity' THEN {_CREATED_OFFSET - 1}::HUGEINT "
+            f"ELSE epoch_us({event})::HUGEINT END")
+    return f"(({high}) * {_LOW_BITS}::HUGEINT + ({low}))"
+
+
 def _created_filter_cte(alias: str, entity_rel: str, key_match: List[str], ttl: Optional[int]) -> str:
     """``<alias>_m``: per entity row, the latest (event, created) row of view CTE ``alias`` whose
     event and created timestamps are both at or before the entity timestamp (and within ``ttl``).
@@ -214,6 +237,26 @@ def _created_filter_cte(alias: str, entity_rel: str, key_match: List[str], ttl: 
         f"{alias}_m AS (SELECT e.{ROW_COL}, {alias}.* FROM {entity_rel} e JOIN {alias} ON {' AND '.join(on)} "
         f"QUALIFY row_number() OVER (PARTITION BY e.{ROW_COL} ORDER BY {alias}.__ts DESC, {alias}.__c DESC) = 1)"
     )
+
+
+def _in_entity_order(out: pa.Table) -> pa.Table:
+    """``out`` without its row-id column, in entity order (the row id is a permutation of 0..n-1).
+
+    One Arrow ``take`` per column, the columns spread over the cores (Arrow releases the GIL): a
+    table-wide ``take`` is single-threaded, 5-6 s for 5M rows x 21 columns.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = out.column(ROW_COL).to_numpy()
+    inverse = np.empty(len(rows), dtype=np.int64)
+    inverse[rows] = np.arange(len(rows), dtype=np.int64)
+    order = pa.array(inverse)
+    out = out.drop_columns([ROW_COL])
+    if out.num_columns < 2 or out.num_rows < 100_000:
+        return out.take(order)
+    with ThreadPoolExecutor(max_workers=min(out.num_columns, os.cpu_count() or 1)) as pool:
+        columns = list(pool.map(lambda column: column.take(order), out.columns))
+    return pa.Table.from_arrays(columns, schema=out.schema)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,11 +302,7 @@ class AsofRetrievalJob(RetrievalJob):
             out = con.sql(sql).to_arrow_table()
         finally:
             con.close()
-        # restore entity order: __feast_row is a permutation of 0..n-1
-        rows = out.column(ROW_COL).to_numpy()
-        inv = np.empty(len(rows), dtype=np.int64)
-        inv[rows] = np.arange(len(rows), dtype=np.int64)
-        out = out.take(pa.array(inv)).drop_columns([ROW_COL])
+        out = _in_entity_order(out)
         if left is None:
             return out
         # Entity columns are returned exactly as given (types untouched); features are appended
@@ -480,14 +519,12 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 created = f"CAST({_q(p['created'])} AS TIMESTAMPTZ)" if p["created"] else None
                 if created:
                     sel.append(f"{created} AS __c")
-                    # Tie-break inside the ASOF itself: lexicographic STRUCT key (event_ts, created).
-                    # NULL created must lose (stock stores: ORDER BY created DESC NULLS LAST), DuckDB would
-                    # otherwise sort NULL struct fields high -> coalesce to -infinity.
-                    sel.append(
-                        f"{{'t': CAST({ts_raw} AS TIMESTAMPTZ), "
-                        f"'c': coalesce({created}, TIMESTAMPTZ '-infinity')}} AS __tc"
-                    )
-                    ineq = f"{{'t': e.{TS_COL}, 'c': TIMESTAMPTZ 'infinity'}} >= {a}.__tc"
+                    # Tie-break inside the ASOF itself: one HUGEINT key, event time in the high 64 bits and
+                    # created time in the low 64, compared as "latest event time, then latest created time".
+                    # A NULL created time loses (stock stores: ORDER BY created DESC NULLS LAST). Same order
+                    # as a STRUCT (event, created) key, about a third cheaper to compare.
+                    sel.append(f"{_tie_key(f'CAST({ts_raw} AS TIMESTAMPTZ)', created)} AS __tc")
+                    ineq = f"{_tie_key(f'e.{TS_COL}', None)} >= {a}.__tc"
                 else:
                     ineq = f"e.{TS_COL} >= {a}.__ts"
                 ctes.append(
