@@ -224,6 +224,18 @@ def _tie_key(event: str, created: Optional[str]) -> str:
     return f"(({high}) * {_LOW_BITS}::HUGEINT + ({low}))"
 
 
+def _latest_per_key_cte(alias: str, keys: int, feats: int, created: bool) -> str:
+    """``<alias>_l``: per key of view CTE ``alias``, its features from the row with the latest event
+    time (then the latest created time, a NULL created time losing): one hash aggregate, where an
+    ASOF join would sort both sides. For entity rows that all share one timestamp, when ``alias``
+    holds only the rows inside the ttl window before it."""
+    key_cols = ", ".join(f"__k{j}" for j in range(keys))
+    value = ", ".join(f"__f{j} := __f{j}" for j in range(feats))
+    order = "__tc" if created else "__ts"
+    return (f"{alias}_l AS (SELECT {key_cols}, arg_max(struct_pack({value}), {order}) AS __r "
+            f"FROM {alias} GROUP BY {key_cols})")
+
+
 def _created_filter_cte(alias: str, entity_rel: str, key_match: List[str], ttl: Optional[int]) -> str:
     """``<alias>_m``: per entity row, the latest (event, created) row of view CTE ``alias`` whose
     event and created timestamps are both at or before the entity timestamp (and within ``ttl``).
@@ -484,6 +496,8 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 left = None
 
             ctes, joins, selects = [], [], []
+            # a nightly scoring spine: one timestamp for every row (a spine without rows has none)
+            one_time = not pd.isna(min_ts) and min_ts == max_ts
             for i, p in enumerate(plans):
                 a = f"__fv{i}"
                 stypes = _describe(con, p["src_sql"])
@@ -531,6 +545,14 @@ class AsofDuckDBOfflineStore(OfflineStore):
                     f"{a} AS (SELECT {', '.join(sel)} FROM {p['src_sql']} WHERE {' AND '.join(where)})"
                 )
                 on = [f"e.{_q(ek)} = {a}.__k{j}" for j, (_, ek) in enumerate(p["keys"])]
+                if one_time and p["keys"] and not (filter_by_created and created):
+                    # Every entity row has the same timestamp T and the CTE holds only rows in
+                    # [T - ttl, T]: the point-in-time match is the latest (event, created) row per key.
+                    ctes.append(_latest_per_key_cte(a, len(p["keys"]), len(p["feats"]), bool(created)))
+                    joins.append(f"LEFT JOIN {a}_l ON {' AND '.join(on).replace(f'{a}.', f'{a}_l.')}")
+                    for j, (_, out) in enumerate(p["feats"]):
+                        selects.append(f"{a}_l.__r.__f{j} AS {_q(out)}")
+                    continue
                 if filter_by_created and created:
                     ctes.append(_created_filter_cte(a, entity_rel, on, p["ttl"]))
                     joins.append(f"LEFT JOIN {a}_m ON {a}_m.{ROW_COL} = e.{ROW_COL}")
