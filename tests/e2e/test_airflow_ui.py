@@ -87,14 +87,16 @@ def airflow(airflow_harness: AirflowHarness, demo: Demo) -> Iterator[dict[str, s
 
     The backfill is created before the scheduler starts: on SQLite, Airflow 3.3 deletes the runs of
     a backfill whose creation hit a locked DB, and a scheduler that had already picked them up
-    crashes (``ObjectDeletedError``), so backfills are made while nothing else writes.
+    crashes (``ObjectDeletedError``), so backfills are made while nothing else writes. The DAG is
+    unpaused once the API server answers: a task the scheduler starts before that fails its first
+    try at start-up, before it has run (the Task SDK cannot reach the execution API).
     """
     landing = Landing(demo.world.settings.landing_uri)
     landing.write_bytes("activity", BROKEN, batch_file_name("activity", BROKEN), b"event_id;customer_id\nnot,a,csv,file\n")
     airflow_cli(airflow_harness.env, "dags", "reserialize")
-    airflow_cli(airflow_harness.env, "dags", "unpause", "ingest_activity")
     create_backfill(airflow_harness.env, "ingest_activity", BROKEN, BROKEN, "--run-on-latest-version")
     with airflow_standalone(airflow_harness) as env:
+        airflow_cli(env, "dags", "unpause", "ingest_activity")
         yield env
 
 
