@@ -54,6 +54,13 @@ BAD_RATE = 0.001
 TARGET_RATIO = 3.0
 #: Peak RSS of one ingest of the largest batch the suites admit (their row-count cap).
 TARGET_RSS_MB, TARGET_RSS_ROWS = 1536.0, 5_000_000
+#: ``--rows`` of the memory case: clean rows, plus the generated duplicates, just under the cap.
+MEMORY_CASE_ROWS = 4_995_000
+
+
+def _at_cap(landed: int) -> bool:
+    """A batch within 1 % of the suites' row cap: the memory target's case."""
+    return landed >= 0.99 * TARGET_RSS_ROWS
 SUITE_PATH = Path(__file__).resolve().parents[1] / "expectations" / f"{SOURCE}.json"
 PATHS = ("nightshift", "baseline")
 
@@ -163,15 +170,15 @@ def _report(
         f"{without_import:.2f}x wall time without the one-off GX import",
         f"target: nightshift <= {TARGET_RATIO:g}x the baseline's overall time: {verdict}",
         f"target: peak RSS <= {TARGET_RSS_MB:,.0f} MB for a {TARGET_RSS_ROWS:,}-row batch (the suites' cap): "
-        + (("met" if ns["peak_rss_mb"] <= TARGET_RSS_MB else "MISSED") if args.rows >= TARGET_RSS_ROWS
-           else f"not measured here (run with --rows {TARGET_RSS_ROWS})"),
+        + (("met" if ns["peak_rss_mb"] <= TARGET_RSS_MB else "MISSED") if _at_cap(ns["landed"])
+           else f"not measured here (run with --rows {MEMORY_CASE_ROWS})"),
     ]
-    rows_text = f"{args.rows / 1e6:g}M rows"
+    rows_text = f"{ns['landed'] / 1e6:.2f}M rows landed"
     record("bench_ingest", f"ingest / baseline, wall, {rows_text}", f"{overall:.2f}x", f"<= {TARGET_RATIO:g}x",
            overall <= TARGET_RATIO)
     record("bench_ingest", f"ingest peak RSS, {rows_text}", f"{ns['peak_rss_mb']:,.0f} MB",
            f"<= {TARGET_RSS_MB:,.0f} MB at {TARGET_RSS_ROWS / 1e6:g}M rows",
-           ns["peak_rss_mb"] <= TARGET_RSS_MB if args.rows >= TARGET_RSS_ROWS else None)
+           ns["peak_rss_mb"] <= TARGET_RSS_MB if _at_cap(ns["landed"]) else None)
     lines += load_note(load)
     if agreement["rows_agree"] and agreement["reasons_agree"]:
         lines.append(f"quarantine sets: AGREE ({agreement['count']:,} rows, the same reasons on every row)")

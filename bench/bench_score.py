@@ -420,7 +420,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     import yaml
 
     from nightshift import features, scoring
-    from nightshift import days
+    from nightshift import days as day_bounds
     from nightshift.modeling import inputs, registry
     from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
@@ -515,7 +515,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     sample = np.sort(rng.choice(np.nonzero(~unknown)[0], size=min(TRAIN_ROWS, int((~unknown).sum())), replace=False))
     train_day = DAY - timedelta(days=1) if days > 1 else DAY
     frame = features.training_frame(settings, use_case.feature_service, pd.DataFrame(
-        {"customer_id": ids[sample], features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(train_day))}))
+        {"customer_id": ids[sample], features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(train_day))}))
     logit = (-2.2 + 1.0 * risk[sample] + 0.3 * frame["support_tickets_28d"].fillna(0).to_numpy()
              - 0.05 * frame["active_days_28d"].fillna(14).to_numpy())
     label = (rng.random(len(sample)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
@@ -539,7 +539,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     # The baseline's matrix: the day's features as scoring fetches them, all at once.
     spine = features.population_of(settings, use_case, DAY)
     matrix = features.training_frame(settings, use_case.feature_service,
-                                     spine.assign(**{features.EVENT_TIMESTAMP: pd.Timestamp(days.end_of_day(DAY))}))
+                                     spine.assign(**{features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(DAY))}))
     matrix[[*use_case.key_columns, *names]].to_parquet(workdir / "matrix.parquet", index=False)
 
     config_dir = _sharded_config_dir(workdir)
