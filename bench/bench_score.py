@@ -603,17 +603,23 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     from nightshift.modeling import registry, training
     from nightshift.warehouse import DuckDBWarehouse, Warehouse, predictions_table
 
-    profile.wrap(scoring, "plan", "plan")
-    profile.wrap(scoring, "publish", "publish")
-    score_shard = scoring.score_shard
+    from nightshift.modeling import inputs
+    from nightshift.scoring import planning, publishing, shards
+
+    # score_day (scoring.publishing) looks these up in its own module, and they look theirs up in theirs
+    profile.wrap(publishing, "plan", "plan")
+    profile.wrap(publishing, "publish", "publish")
+    score_shard = publishing.score_shard
 
     def timed_shard(settings: Settings, scoring_plan: Any, shard: int, *args: Any, **kwargs: Any) -> Any:
         with profile.span(f"score_shard {shard}"):
             return score_shard(settings, scoring_plan, shard, *args, **kwargs)
 
-    scoring.score_shard = timed_shard
-    profile.wrap(scoring, "_use_case", "use case (config)")
-    profile.wrap(scoring, "spine", SPINE)
+    publishing.score_shard = timed_shard
+    for module in (planning, shards, publishing):
+        profile.wrap(module, "use_case_of", "use case (config)")
+    for module in (shards, publishing):
+        profile.wrap(module, "population_of", SPINE)
     profile.wrap(registry, "connect", "registry.connect (MLflow)")
     profile.wrap(registry, "champion_version", "champion_version (alias)")
     profile.wrap(mlflow.lightgbm, "load_model", LOAD_MODEL)
@@ -625,7 +631,7 @@ def _run_nightshift(workdir: Path, run: int) -> None:
     profile.wrap(FeatureStore, "get_historical_features", HISTORICAL)
     profile.wrap(RetrievalJob, "to_df", TO_DF)
     profile.wrap(feast_offline.AsofRetrievalJob, "_to_arrow_internal", ASOF)
-    profile.wrap(training, "model_input", MODEL_INPUT)
+    profile.wrap(inputs, "model_input", MODEL_INPUT)
     profile.wrap(lgb.Booster, "predict", PREDICT)
     profile.wrap(DuckDBWarehouse, "read", "warehouse.read")
     profile.wrap(DuckDBWarehouse, "replace_partitions", WRITE)
