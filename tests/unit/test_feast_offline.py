@@ -158,6 +158,33 @@ def test_one_timestamp_spine_takes_the_latest_row_per_key_and_matches_stock(pari
         assert ours[FEATURE_COLUMNS[:1] if "sessions" in ours else ["tenure_days"]].notna().any().all()
 
 
+def test_a_few_entities_read_only_their_own_feature_rows(parity: dict[str, Any]) -> None:
+    """A scoring chunk of three customers reads their feature rows, not the window's: the key filter
+    is on the source's own column (unqualified, `customer_id = customer_id` bound to the subquery's
+    column and kept every row, so each call cost as much as the whole population's)."""
+    from nightshift.features import offline
+
+    activity = parity["activity"]
+    spine = _one_time_spines(parity)[3].head(3)
+    for features in ("churn_v1", ["customer_activity:sessions"]):
+        selection = parity["asof"].store.get_feature_service(features) if isinstance(features, str) else features
+        for one_time in (True, False):
+            entities = spine if one_time else spine.assign(
+                event_timestamp=spine["event_timestamp"] + pd.to_timedelta(np.arange(len(spine)), unit="h"))
+            job = parity["asof"].store.get_historical_features(entity_df=entities.copy(), features=selection)
+            con = offline._connect(job._config)
+            try:
+                sql, _ = job._build(con)
+                ctes = sql[:sql.index(" SELECT e.")]
+                view = "__fv1" if isinstance(features, str) else "__fv0"  # churn_v1: profile, then activity
+                keys = con.sql(f"{ctes} SELECT DISTINCT __k0 FROM {view}").fetchall()
+            finally:
+                con.close()
+            assert {k for (k,) in keys} <= set(spine["customer_id"]), "rows of other customers were read"
+            assert keys, "the three customers' own rows were filtered out"
+    assert activity["customer_id"].nunique() > 3
+
+
 def test_projection_returns_only_the_selected_features(parity: dict[str, Any]) -> None:
     short = historical(parity["asof"], parity["entities"], "churn_spend_v1")
     full = historical(parity["asof"], parity["entities"], "churn_spend_v1", full_names=True)

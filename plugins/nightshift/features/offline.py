@@ -536,7 +536,9 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 if p["keys"]:
                     # Only the requested entities' rows: a chunk of the spine (a scoring chunk, one
                     # shard) then joins against its own rows, not against the whole window.
-                    match = " AND ".join(f"__ek.{_q(ek)} = {_q(k)}" for k, ek in p["keys"])
+                    # The source's column, qualified: unqualified, a key named as in the entity frame
+                    # (customer_id = customer_id) binds to the subquery's own column, always true.
+                    match = " AND ".join(f"__ek.{_q(ek)} = __src.{_q(k)}" for k, ek in p["keys"])
                     where.append(f"EXISTS (SELECT 1 FROM {entity_rel} __ek WHERE {match})")
                 sel = [f"CAST({ts_raw} AS TIMESTAMPTZ) AS __ts"]
                 sel += [f"{_q(k)} AS __k{j}" for j, (k, _) in enumerate(p["keys"])]
@@ -553,7 +555,7 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 else:
                     ineq = f"e.{TS_COL} >= {a}.__ts"
                 ctes.append(
-                    f"{a} AS (SELECT {', '.join(sel)} FROM {p['src_sql']} WHERE {' AND '.join(where)})"
+                    f"{a} AS (SELECT {', '.join(sel)} FROM {p['src_sql']} AS __src WHERE {' AND '.join(where)})"
                 )
                 on = [f"e.{_q(ek)} = {a}.__k{j}" for j, (_, ek) in enumerate(p["keys"])]
                 if one_time and p["keys"] and not (filter_by_created and created):
