@@ -537,7 +537,7 @@ class AsofDuckDBOfflineStore(OfflineStore):
                     # Only the requested entities' rows: a chunk of the spine (a scoring chunk, one
                     # shard) then joins against its own rows, not against the whole window.
                     # The source's column, qualified: unqualified, a key named as in the entity frame
-                    # (customer_id = customer_id) binds to the subquery's own column, always true.
+                    # (key = key) binds to the subquery's own column, always true.
                     match = " AND ".join(f"__ek.{_q(ek)} = __src.{_q(k)}" for k, ek in p["keys"])
                     where.append(f"EXISTS (SELECT 1 FROM {entity_rel} __ek WHERE {match})")
                 sel = [f"CAST({ts_raw} AS TIMESTAMPTZ) AS __ts"]
