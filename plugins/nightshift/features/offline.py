@@ -20,7 +20,9 @@ Semantics are Feast's, checked row for row against the stock stores by the tests
 Per feature view, the source is pre-filtered to ``[min entity ts - ttl, max entity ts]`` and
 joined with ``ASOF LEFT JOIN … ON keys AND key(entity_ts, +inf) >= key(fv_ts, created)``, where
 ``key`` packs the two timestamps into one HUGEINT (event time high, created time low): "latest
-event time, then latest created time" in one pass, cheaper to compare than a STRUCT. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
+event time, then latest created time" in one pass, cheaper to compare than a STRUCT. A spine whose
+rows share one timestamp (a nightly score) takes the latest row per key instead, with no ASOF
+join. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
 
 Timestamp columns are read whatever their physical type: Feast's own offline write
 (``write_to_offline_store``) rewrites a tz-aware Parquet file with them as text, so a column
