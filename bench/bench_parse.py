@@ -29,12 +29,12 @@ DAGS = ROOT / "dags"
 TARGET_SECONDS = 1.0
 
 _CHILD = """
-import json, sys, time
+import json, sys
 import airflow.sdk  # noqa: F401  (loaded in the DAG processor before it forks a parser)
 from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
-stats = [{"file": s.file, "seconds": s.duration.total_seconds() if hasattr(s.duration, "total_seconds")
-          else float(s.duration), "dags": s.dag_num, "tasks": s.task_num} for s in bag.dagbag_stats]
+stats = [{"file": s.file, "seconds": s.duration.total_seconds(), "dags": s.dag_num, "tasks": s.task_num}
+         for s in bag.dagbag_stats]
 print(json.dumps({"stats": stats, "errors": {k: str(v)[:500] for k, v in bag.import_errors.items()}}))
 """
 
