@@ -40,7 +40,7 @@ class CreatedFilterDuckDBOfflineStore(DuckDBOfflineStore):
     """
 
     supports_filter_by_created_timestamp = True
-CHUNKED_ENGINE = {"type": "nightshift.features.engine.ChunkedLocalComputeEngine", "chunk_days": 7}
+CHUNKED_ENGINE = {"type": "nightshift.features.engine.LatestPerKeyEngine"}
 
 # The profile view's lookback: rows older than this before the entity timestamp are invisible.
 PROFILE_TTL = timedelta(days=5)

@@ -1,9 +1,11 @@
-"""ChunkedLocalComputeEngine: chunked materialization equals Feast's, and a failed run resumes.
+"""LatestPerKeyEngine: materialization equals Feast's, each entity is written once, a failed run resumes.
 
 The reference is a second store over the same Parquet files with Feast's stock setup (``duckdb``
 offline store, no ``batch_engine`` key, i.e. the local engine materializing the window at once).
-The chunked store is configured as production is (Nightshift's offline store and engine,
-``chunk_days: 7``). Online values are compared through ``get_online_features``.
+The Nightshift store is configured as production is (Nightshift's offline store and engine), with
+key partitions of a few entities so that a window has several. Online values are compared through
+``get_online_features`` and, row for row, in the SQLite tables themselves. The time-chunked
+fallback (views the latest-per-key path cannot take) keeps its own tests, with the path switched off.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+import sqlite3
+
 from nightshift.features import engine as feast_engine
+from nightshift.features import online_write
 from nightshift.features.engine import chunk_bounds as engine_chunk_bounds
 from tests.feast_helpers import (
     ASOF_OFFLINE_STORE,
@@ -49,6 +54,8 @@ EXPECTED_CHUNKS = [
 ]
 ACTIVITY = "customer_activity"
 SORT_BY = ["customer_id"]
+# 30 customers in partitions of 8: four partitions per view
+PARTITIONED_ENGINE = {**CHUNKED_ENGINE, "partition_entities": 8}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +77,46 @@ def stock_online(tmp_path_factory: pytest.TempPathFactory, source_paths: tuple[P
 
 
 def chunked_repo(root: Path, source_paths: tuple[Path, Path]) -> FeatureRepo:
-    return make_repo(root, "chunked", *source_paths, ASOF_OFFLINE_STORE, CHUNKED_ENGINE)
+    return make_repo(root, "chunked", *source_paths, ASOF_OFFLINE_STORE, PARTITIONED_ENGINE)
+
+
+def time_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every view down the time-chunked fallback, as a view the latest-per-key path cannot take."""
+    monkeypatch.setattr(feast_engine, "takes_latest_per_key_path", lambda task: False)
+
+
+def online_rows(repo: FeatureRepo, view: str) -> pd.DataFrame:
+    """Every row of the view's SQLite online table, every column, sorted by key and feature."""
+    config = repo.store.config
+    with sqlite3.connect(config.online_store.path) as con:
+        frame = pd.read_sql_query(
+            f'SELECT entity_key, feature_name, value, value_text, event_ts, created_ts FROM "{config.project}_{view}"',
+            con,
+        )
+    return frame.sort_values(["entity_key", "feature_name"], ignore_index=True)
+
+
+def write_spy(
+    monkeypatch: pytest.MonkeyPatch, fail_on: Callable[[str, int], bool] = lambda view, n: False
+) -> list[tuple[str, list[bytes]]]:
+    """Record every key partition the engine writes as (view, entity keys); raise where ``fail_on(view, nth)``."""
+    writes: list[tuple[str, list[bytes]]] = []
+    write = online_write.write_sqlite
+
+    def recorded(store: Any, config: Any, view: Any, table: Any, keys: list[bytes]) -> int:
+        if fail_on(view.name, sum(1 for name, _ in writes if name == view.name) + 1):
+            raise RuntimeError(f"injected failure in {view.name} partition of {len(keys)} entities")
+        writes.append((view.name, list(keys)))
+        return write(store, config, view, table, keys)
+
+    monkeypatch.setattr(online_write, "write_sqlite", recorded)
+    return writes
+
+
+def progress_rows(repo: FeatureRepo) -> list[tuple[Any, ...]]:
+    registry = Path(repo.store.config.registry.path)
+    with sqlite3.connect(f"{registry}.progress.sqlite") as con:
+        return con.execute(f"SELECT feature_view, partitions, part FROM {feast_engine.PROGRESS_TABLE}").fetchall()
 
 
 def chunk_spy(
@@ -100,12 +146,105 @@ def most_recent_end_time(repo: FeatureRepo, view: str) -> datetime:
 
 
 # --------------------------------------------------------------------------------------------------
-# 1. same online values as stock materialization
+# 1. latest row per key: the same online store as stock, each entity written once
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stock_repo(tmp_path_factory: pytest.TempPathFactory, source_paths: tuple[Path, Path]) -> FeatureRepo:
+    stock = make_repo(tmp_path_factory.mktemp("feast_stock_rows"), "stock", *source_paths, STOCK_DUCKDB_OFFLINE_STORE)
+    stock.store.materialize(WINDOW_START, WINDOW_END)
+    return stock
+
+
+def test_materialization_matches_stock_row_for_row_writing_each_entity_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path], stock_online: pd.DataFrame,
+    stock_repo: FeatureRepo,
+) -> None:
+    repo = chunked_repo(tmp_path, source_paths)
+    writes = write_spy(monkeypatch)
+
+    repo.store.materialize(WINDOW_START, WINDOW_END)
+
+    for view in (ACTIVITY, "customer_profile"):
+        partitions = [keys for name, keys in writes if name == view]
+        entities = online_rows(stock_repo, view)["entity_key"].nunique()
+        assert entities > 3 * 8
+        assert [len(keys) for keys in partitions] == [8, 8, 8, entities - 24], "partitions of 8 entities"
+        keys = [key for part in partitions for key in part]
+        assert len(set(keys)) == len(keys) == entities, "each entity once"
+        assert keys == sorted(keys), "partitions in entity-key order"
+        assert most_recent_end_time(repo, view) == WINDOW_END
+        pd.testing.assert_frame_equal(online_rows(repo, view), online_rows(stock_repo, view))
+    assert_same_rows(online_values(repo, CUSTOMER_IDS), stock_online, SORT_BY)
+    assert progress_rows(repo) == [], "progress is cleared once the window is recorded"
+    # most customers have values, so the comparison is not of two empty stores
+    assert stock_online["spend"].notna().sum() >= N_CUSTOMERS - 2
+    assert stock_online["plan"].notna().sum() >= N_CUSTOMERS // 2
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. resume after a failure, by key partition
+# --------------------------------------------------------------------------------------------------
+def test_failed_run_resumes_from_the_first_unwritten_key_partition(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path], stock_repo: FeatureRepo,
+) -> None:
+    repo = chunked_repo(tmp_path, source_paths)
+    writes = write_spy(monkeypatch, fail_on=lambda view, n: view == ACTIVITY and n == 3)
+
+    with pytest.raises(RuntimeError, match="injected failure in customer_activity"):
+        repo.store.materialize(WINDOW_START, WINDOW_END)
+
+    written = [keys for name, keys in writes if name == ACTIVITY]
+    assert [len(keys) for keys in written] == [8, 8]
+    # the window is not recorded: a rerun asks for the same one
+    assert most_recent_end_time(repo, ACTIVITY) == WINDOW_START
+    assert sorted(progress_rows(repo)) == [(ACTIVITY, 4, 0), (ACTIVITY, 4, 1)]
+    # online: the two written partitions hold exactly stock's rows, the others nothing
+    partial = online_rows(repo, ACTIVITY)
+    expected = online_rows(stock_repo, ACTIVITY)
+    done_keys = {key for keys in written for key in keys}
+    assert set(partial["entity_key"]) == done_keys
+    pd.testing.assert_frame_equal(partial, expected[expected["entity_key"].map(lambda key: key in done_keys)].reset_index(drop=True))
+
+    # rerun as nightshift.features.materialize does: from the view's most recent end time, un-patched
+    monkeypatch.undo()
+    resumed = write_spy(monkeypatch)
+    repo.store.materialize(most_recent_end_time(repo, ACTIVITY), WINDOW_END, feature_views=[ACTIVITY])
+
+    rewritten = {key for _, keys in resumed for key in keys}
+    assert [len(keys) for _, keys in resumed] == [8, 6], "only the partitions not written yet"
+    assert not rewritten & done_keys
+    assert most_recent_end_time(repo, ACTIVITY) == WINDOW_END
+    pd.testing.assert_frame_equal(online_rows(repo, ACTIVITY), expected)
+    assert progress_rows(repo) == []
+
+
+def test_a_rerun_for_another_window_starts_it_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path], stock_repo: FeatureRepo,
+) -> None:
+    """Progress belongs to one window: a rerun ending later writes every partition again."""
+    repo = chunked_repo(tmp_path, source_paths)
+    early_end = WINDOW_END - timedelta(days=3)
+    write_spy(monkeypatch, fail_on=lambda view, n: view == ACTIVITY and n == 2)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        repo.store.materialize(WINDOW_START, early_end, feature_views=[ACTIVITY])
+    assert progress_rows(repo) == [(ACTIVITY, 4, 0)]
+
+    monkeypatch.undo()
+    resumed = write_spy(monkeypatch)
+    repo.store.materialize(most_recent_end_time(repo, ACTIVITY), WINDOW_END, feature_views=[ACTIVITY])
+
+    assert [len(keys) for _, keys in resumed] == [8, 8, 8, 6]
+    pd.testing.assert_frame_equal(online_rows(repo, ACTIVITY), online_rows(stock_repo, ACTIVITY))
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. the time-chunked fallback: same online values as stock, resume from the last finished chunk
 # --------------------------------------------------------------------------------------------------
 def test_chunked_materialization_matches_stock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path], stock_online: pd.DataFrame
 ) -> None:
     repo = chunked_repo(tmp_path, source_paths)
+    time_chunked(monkeypatch)
     chunks = chunk_spy(monkeypatch)
 
     repo.store.materialize(WINDOW_START, WINDOW_END)
@@ -119,13 +258,11 @@ def test_chunked_materialization_matches_stock(
     assert stock_online["plan"].notna().sum() >= N_CUSTOMERS // 2
 
 
-# --------------------------------------------------------------------------------------------------
-# 2. resume after a failure
-# --------------------------------------------------------------------------------------------------
 def test_failed_run_resumes_from_the_last_finished_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path], stock_online: pd.DataFrame
 ) -> None:
     repo = chunked_repo(tmp_path, source_paths)
+    time_chunked(monkeypatch)
     chunks = chunk_spy(monkeypatch, fail_on=lambda view, n: view == ACTIVITY and n == 3)
 
     with pytest.raises(RuntimeError, match="injected failure in customer_activity"):
@@ -142,8 +279,9 @@ def test_failed_run_resumes_from_the_last_finished_chunk(
     assert_same_rows(online_values(repo, CUSTOMER_IDS)[activity_columns], expected_partial, SORT_BY)
     assert not expected_partial.equals(stock_online[activity_columns]), "the failure must leave visible work undone"
 
-    # rerun as nightshift.features.materialize does: from the view's most recent end time, un-patched
+    # rerun as nightshift.features.materialize does: from the view's most recent end time
     monkeypatch.undo()
+    time_chunked(monkeypatch)
     resumed = chunk_spy(monkeypatch)
     repo.store.materialize(most_recent_end_time(repo, ACTIVITY), WINDOW_END, feature_views=[ACTIVITY])
 
@@ -153,7 +291,7 @@ def test_failed_run_resumes_from_the_last_finished_chunk(
 
 
 # --------------------------------------------------------------------------------------------------
-# 3. chunk_bounds
+# 4. chunk_bounds
 # --------------------------------------------------------------------------------------------------
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

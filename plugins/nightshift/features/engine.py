@@ -1,16 +1,33 @@
-"""Materialization in time chunks, resumable, through Feast's batch-engine extension point.
+"""Materialization that writes each entity once per run, in key partitions that resume after a kill.
 
-Stock ``materialize`` loads the whole window at once and runs out of memory on long windows
-(Feast issue 6307). This engine, named in ``feature_store.yaml`` as
-``batch_engine: {type: nightshift.features.engine.ChunkedLocalComputeEngine, chunk_days: 7}``,
-splits each feature view's window into chunks and runs each chunk with Feast's own local
-compute plan (pull from the offline store -> latest row per key -> ``online_write_batch``),
-so peak memory follows the chunk, not the window, and per-chunk semantics are Feast's.
+Named in ``feature_store.yaml`` as ``batch_engine: {type: nightshift.features.engine.LatestPerKeyEngine}``,
+through Feast's batch-engine extension point. For each feature view and window ``[start, end]``:
 
-After every finished chunk it records the chunk as a materialization interval in the
-registry; ``FeatureView.most_recent_end_time`` therefore advances chunk by chunk, and a run
-killed halfway resumes from the last finished chunk. Chunks run in time order and the
-online stores upsert, so the end state equals one big materialization.
+1. **one read**: the offline store's ``pull_latest_from_table_or_query`` gives the latest row per
+   entity key in the window (latest event time, then latest created time), the rows stock Feast's
+   local engine keeps after its pull and dedup. The ASOF offline store answers it with one DuckDB
+   hash aggregate; Postgres with its own query. Memory follows the number of entities, not the
+   window's length;
+2. **key partitions**: the rows are sorted by serialized entity key and cut into partitions of at
+   most ``partition_entities`` entities; each is written to the online store in one go
+   (:mod:`nightshift.features.online_write`: a bulk path for SQLite, Feast's own writer, which
+   pipelines, for Redis) and then recorded as done in a small progress table;
+3. **the window** is recorded in the registry (``apply_materialization``) once every partition is
+   written, and the progress rows are deleted.
+
+A run killed halfway leaves the view's ``most_recent_end_time`` where it was (a zero-length
+claim marks the window's start first), so the rerun asks for the same window, reads the same
+rows and skips the partitions already written. A rerun for a different window (the data or the
+day changed) starts the window over: online writes are upserts of the latest row, so writing a
+key again is harmless. The end state equals one stock materialization of the window (tests and
+``bench/bench_materialize.py`` compare every key, feature, value and timestamp).
+
+The progress table lives in the registry's database when the registry is SQL (production), or
+in ``<registry file>.progress.sqlite`` beside a file registry (the embedded default).
+
+Feature views this path cannot take (a ``BatchFeatureView`` transformation or aggregation, a
+``filter``, validation, an offline write, no entity, ``disable_event_timestamp``) run Feast's own local plan
+in time chunks of ``chunk_days``, each recorded as an interval, as before.
 
 A Feast plugin: it imports Feast at module level and is only imported by Feast.
 """
@@ -20,12 +37,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, List, Optional, Union
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
 from pydantic import StrictStr
 
+from feast.feature_view import DUMMY_ENTITY_ID, FeatureView
 from feast.infra.common.materialization_job import (
     MaterializationJob,
     MaterializationJobStatus,
@@ -35,13 +57,21 @@ from feast.infra.compute_engines.local.compute import LocalComputeEngine
 from feast.infra.compute_engines.local.job import LocalMaterializationJob
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.repo_config import FeastConfigBaseModel
+from feast.utils import _get_column_names, _run_pyarrow_field_mapping
+
+from nightshift.features import online_write
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_TABLE = "nightshift_materialization_progress"
 
-class ChunkedLocalComputeEngineConfig(FeastConfigBaseModel):
-    type: StrictStr = "nightshift.features.engine.ChunkedLocalComputeEngine"
+
+class LatestPerKeyEngineConfig(FeastConfigBaseModel):
+    type: StrictStr = "nightshift.features.engine.LatestPerKeyEngine"
     backend: Optional[str] = None
+    # entities per key partition: the unit of an online write and of resumption
+    partition_entities: int = 50_000
+    # the time-chunked fallback, for views the latest-per-key path cannot take
     chunk_days: float = 7.0
     # align chunk boundaries to multiples of chunk size since epoch (stable boundaries across reruns)
     align: bool = True
@@ -71,12 +101,96 @@ def chunk_bounds(
         cur, nxt = nxt, min(nxt + step, end)
 
 
-class ChunkedLocalComputeEngine(LocalComputeEngine):
-    """Feast's local compute engine, run one time chunk at a time with progress recorded."""
+def takes_latest_per_key_path(task: MaterializationTask) -> bool:
+    """Whether ``task`` is a plain feature view whose materialization is "latest row per key in the window"."""
+    fv = task.feature_view
+    return (
+        type(fv) is FeatureView
+        and fv.batch_source is not None
+        and bool(fv.entity_columns)
+        and all(column.name != DUMMY_ENTITY_ID for column in fv.entity_columns)
+        and fv.online
+        and not getattr(fv, "offline", False)
+        and not getattr(fv, "aggregations", None)
+        and not getattr(fv, "feature_transformation", None)
+        and not getattr(fv, "filter", None)
+        and not getattr(fv, "enable_validation", False)
+        and task.only_latest
+        and not task.disable_event_timestamp
+    )
+
+
+def partition_bounds(rows: int, per_partition: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` row ranges of at most ``per_partition`` rows covering ``rows`` (none for zero rows)."""
+    per_partition = max(1, per_partition)
+    return [(start, min(start + per_partition, rows)) for start in range(0, rows, per_partition)]
+
+
+class Progress:
+    """Which key partitions of a view's window are written: rows of one table, by SQLAlchemy."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.table = sa.Table(
+            PROGRESS_TABLE,
+            sa.MetaData(),
+            sa.Column("project", sa.String(255), primary_key=True),
+            sa.Column("feature_view", sa.String(255), primary_key=True),
+            sa.Column("window_bounds", sa.String(80), primary_key=True),
+            sa.Column("partitions", sa.Integer, primary_key=True),
+            sa.Column("part", sa.Integer, primary_key=True),
+        )
+        self.table.create(engine, checkfirst=True)
+
+    @classmethod
+    def of(cls, registry: BaseRegistry, repo_config: Any) -> "Progress":
+        """The progress table in the SQL registry's database, or in a SQLite file beside a file registry."""
+        engine = getattr(registry, "write_engine", None)
+        if engine is None:
+            path = Path(repo_config.registry.path)
+            if not path.is_absolute():
+                path = Path(repo_config.repo_path or ".") / path
+            if "://" in str(repo_config.registry.path):
+                raise ValueError(
+                    f"LatestPerKeyEngine keeps its progress beside a local file registry or in a SQL registry; "
+                    f"the registry {repo_config.registry.path!r} is neither. Use a SQL registry or a local path"
+                )
+            engine = sa.create_engine(f"sqlite:///{path}.progress.sqlite")
+        return cls(engine)
+
+    def _where(self, project: str, view: str, window: str) -> Any:
+        t = self.table.c
+        return sa.and_(t.project == project, t.feature_view == view, t.window_bounds == window)
+
+    def done(self, project: str, view: str, window: str, partitions: int) -> set[int]:
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(self.table.c.part).where(
+                    self._where(project, view, window), self.table.c.partitions == partitions
+                )
+            )
+            return {row[0] for row in rows}
+
+    def mark(self, project: str, view: str, window: str, partitions: int, part: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(self.table).values(
+                    project=project, feature_view=view, window_bounds=window, partitions=partitions, part=part
+                )
+            )
+
+    def clear(self, project: str, view: str) -> None:
+        t = self.table.c
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(t.project == project, t.feature_view == view))
+
+
+class LatestPerKeyEngine(LocalComputeEngine):
+    """Feast's local compute engine, writing each entity's latest row once per window, in key partitions."""
 
     def __init__(self, **kwargs: Any) -> None:
-        cfg_keys = set(ChunkedLocalComputeEngineConfig.model_fields)
-        cfg = ChunkedLocalComputeEngineConfig(**{k: kwargs.pop(k) for k in list(kwargs) if k in cfg_keys})
+        cfg_keys = set(LatestPerKeyEngineConfig.model_fields)
+        cfg = LatestPerKeyEngineConfig(**{k: kwargs.pop(k) for k in list(kwargs) if k in cfg_keys})
         super().__init__(backend=cfg.backend, **kwargs)  # kwargs: repo_config, offline_store, online_store
         self.cfg = cfg
 
@@ -103,8 +217,72 @@ class ChunkedLocalComputeEngine(LocalComputeEngine):
         for t in tasks:
             if t.start_time < t.end_time and not t.disable_event_timestamp:
                 registry.apply_materialization(t.feature_view, t.project, t.start_time, t.start_time, commit=True)
-        return [self._materialize_chunked(registry, t, **kwargs) for t in tasks]
+        jobs = []
+        for t in tasks:
+            if takes_latest_per_key_path(t):
+                jobs.append(self._materialize_latest(registry, t))
+            else:
+                jobs.append(self._materialize_chunked(registry, t, **kwargs))
+        return jobs
 
+    # ---------------- each entity once: latest row per key, in key partitions ----------------
+    def _materialize_latest(self, registry: BaseRegistry, task: MaterializationTask) -> MaterializationJob:
+        fv = task.feature_view
+        start, end = _utc(task.start_time), _utc(task.end_time)
+        job_id = f"{fv.name}-{start}-{end}"
+        try:
+            t0 = time.time()
+            table = self._latest_rows(registry, task)
+            keys = online_write.entity_key_bytes(table, fv, self.repo_config)
+            order = pc.sort_indices(pa.array(keys, type=pa.binary()))
+            table = table.take(order)
+            keys = [keys[i] for i in order.to_pylist()]
+            parts = partition_bounds(table.num_rows, self.cfg.partition_entities)
+            progress = Progress.of(registry, self.repo_config)
+            window = f"{start.isoformat()}/{end.isoformat()}"
+            done = progress.done(task.project, fv.name, window, len(parts))
+            bulk = online_write.takes_bulk_sqlite_path(self.online_store, self.repo_config, fv)
+            written = 0
+            for part, (lo, hi) in enumerate(parts):
+                if part in done:
+                    continue
+                chunk = table.slice(lo, hi - lo)
+                if bulk:
+                    written += online_write.write_sqlite(self.online_store, self.repo_config, fv, chunk, keys[lo:hi])
+                else:
+                    written += online_write.write_with_feast(self.online_store, self.repo_config, fv, chunk)
+                progress.mark(task.project, fv.name, window, len(parts), part)
+            registry.apply_materialization(fv, task.project, start, end, commit=True)
+            progress.clear(task.project, fv.name)
+        except Exception as e:  # noqa: BLE001
+            return LocalMaterializationJob(job_id, MaterializationJobStatus.ERROR, e)
+        logger.info(
+            "%s: %s .. %s: %d entities in %d partition(s), %d skipped as done, %d values written in %.2fs",
+            fv.name, start, end, table.num_rows, len(parts), len(done), written, time.time() - t0,
+        )
+        return LocalMaterializationJob(job_id, MaterializationJobStatus.SUCCEEDED)
+
+    def _latest_rows(self, registry: BaseRegistry, task: MaterializationTask) -> pa.Table:
+        """The latest row per entity key in the task's window, with Feast's names for its columns."""
+        fv = task.feature_view
+        entities = [registry.get_entity(name, task.project) for name in fv.entities]
+        join_keys, features, timestamp, created = _get_column_names(fv, entities)
+        job = self.offline_store.pull_latest_from_table_or_query(
+            config=self.repo_config,
+            data_source=fv.batch_source,
+            join_key_columns=join_keys,
+            feature_name_columns=features,
+            timestamp_field=timestamp,
+            created_timestamp_column=created,
+            start_date=task.start_time,
+            end_date=task.end_time,
+        )
+        table = job.to_arrow()
+        if fv.batch_source.field_mapping:
+            table = _run_pyarrow_field_mapping(table, fv.batch_source.field_mapping)
+        return table
+
+    # ---------------- the fallback: Feast's plan, one time chunk at a time ----------------
     def _materialize_chunked(self, registry: BaseRegistry, task: MaterializationTask, **kwargs):
         fv = task.feature_view
         step = timedelta(days=self.cfg.chunk_days)

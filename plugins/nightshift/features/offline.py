@@ -22,7 +22,9 @@ joined with ``ASOF LEFT JOIN … ON keys AND key(entity_ts, +inf) >= key(fv_ts, 
 ``key`` packs the two timestamps into one HUGEINT (event time high, created time low): "latest
 event time, then latest created time" in one pass, cheaper to compare than a STRUCT. A spine whose
 rows share one timestamp (a nightly score) takes the latest row per key instead, with no ASOF
-join. Materialization reads (``pull_*``) are delegated to Feast's own DuckDB (ibis) code.
+join. Materialization's read (``pull_latest_from_table_or_query``: the latest row per key in a
+window) is a max aggregate on the same tie key, joined back; ``pull_all_from_table_or_query`` is
+delegated to Feast's own DuckDB (ibis) code.
 
 Timestamp columns are read whatever their physical type: Feast's own offline write
 (``write_to_offline_store``) rewrites a tz-aware Parquet file with them as text, so a column
@@ -69,7 +71,6 @@ from feast.infra.offline_stores.file_source import FileSource, SavedDatasetFileS
 from feast.infra.offline_stores.ibis import (
     offline_write_batch_ibis,
     pull_all_from_table_or_query_ibis,
-    pull_latest_from_table_or_query_ibis,
     write_logged_features_ibis,
 )
 from feast.infra.offline_stores.offline_store import (
@@ -316,6 +317,8 @@ class AsofRetrievalJob(RetrievalJob):
             out = con.sql(sql).to_arrow_table()
         finally:
             con.close()
+        if ROW_COL not in out.column_names:  # not an entity-row query (pull_latest_from_table_or_query)
+            return out
         out = _in_entity_order(out)
         if left is None:
             return out
@@ -610,7 +613,7 @@ class AsofDuckDBOfflineStore(OfflineStore):
             ),
         )
 
-    # ---------------- materialization reads: delegate to Feast's ibis (= stock duckdb) code ----------------
+    # ---------------- materialization reads ----------------
     @staticmethod
     def pull_latest_from_table_or_query(
         config: RepoConfig,
@@ -622,20 +625,53 @@ class AsofDuckDBOfflineStore(OfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        return pull_latest_from_table_or_query_ibis(
-            config=config,
-            data_source=data_source,
-            join_key_columns=join_key_columns,
-            feature_name_columns=feature_name_columns,
-            timestamp_field=timestamp_field,
-            created_timestamp_column=created_timestamp_column,
-            start_date=start_date,
-            end_date=end_date,
-            data_source_reader=_ibis_reader,
-            data_source_writer=feast_duckdb._write_data_source,
-            staging_location=None,
-            staging_location_endpoint_override=None,
-        )
+        """Per join key, the row with the latest event time (then created time) in ``[start_date, end_date]``.
+
+        Feast's DuckDB (ibis) code numbers the rows of each key with a window function over every
+        row; this takes the greatest tie key of the point-in-time join per key (a hash aggregate
+        over the key and timestamp columns alone), then joins back for its row. Same rows, same
+        columns: join keys, features, event timestamp, created timestamp.
+        """
+
+        def build(con: duckdb.DuckDBPyConnection) -> Tuple[str, Optional[pa.Table]]:
+            src = source_sql(data_source, config.repo_path)
+            types = _describe(con, src)
+            missing = [c for c in [*join_key_columns, *feature_name_columns, timestamp_field] if c not in types]
+            if missing:
+                raise MissingSourceColumns(f"source {data_source.name!r} ({src}) has no column(s) {missing}")
+            naive = _is_naive_ts_type(types[timestamp_field])
+
+            def stamp(column: Optional[str], alias: str = "") -> Optional[str]:
+                """The column as a timestamp (see ``_ts_expr``), qualified with ``alias``."""
+                if not column:  # Feast passes "" for "no created timestamp"
+                    return None
+                ref = f"{alias}{_q(column)}"
+                return ref if _is_ts_type(types[column]) else f"CAST({ref} AS TIMESTAMPTZ)"
+
+            event, w_event = stamp(timestamp_field), stamp(timestamp_field, "__w.")
+            created, w_created = stamp(created_timestamp_column), stamp(created_timestamp_column, "__w.")
+            values = [*feature_name_columns, timestamp_field] + ([created_timestamp_column] if created else [])
+            out = ", ".join(f"__w.{_q(c)}" for c in [*join_key_columns, *values])
+
+            def window(ts: str) -> str:
+                return f"{ts} >= {_ts_literal(start_date, naive)} AND {ts} <= {_ts_literal(end_date, naive)}"
+
+            if not join_key_columns:
+                raise ValueError(f"source {data_source.name!r}: the latest row per key needs join keys; got none")
+            keys = ", ".join(_q(c) for c in join_key_columns)
+            match = " AND ".join(f"__w.{_q(c)} IS NOT DISTINCT FROM __m.{_q(c)}" for c in join_key_columns)
+            # Two scans: the greatest tie key per key from the key and timestamp columns alone, then the
+            # rows holding it (an exact tie on both timestamps: any one of them, as stock). A CTE read
+            # twice would be materialized whole: 1.8x the memory and 3x the time measured here.
+            return (
+                f"WITH __m AS (SELECT {keys}, max({_tie_key(event, created)}) AS __k FROM {src} "
+                f"WHERE {window(event)} GROUP BY {keys}) "
+                f"SELECT {out} FROM {src} AS __w JOIN __m ON {match} AND {_tie_key(w_event, w_created)} = __m.__k "
+                f"WHERE {window(w_event)} "
+                f"QUALIFY row_number() OVER (PARTITION BY {', '.join(f'__w.{_q(c)}' for c in join_key_columns)}) = 1"
+            ), None
+
+        return AsofRetrievalJob(config=config, build=build, full_feature_names=False)
 
     @staticmethod
     def pull_all_from_table_or_query(
