@@ -215,7 +215,7 @@ def _with_partition_columns(frame: pd.DataFrame, partition: PartitionKey) -> pd.
     import pandas as pd
     import pyarrow as pa
 
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # new columns only: the frame's own are shared, not copied
     for key, value in partition.items():
         if isinstance(value, date):
             frame[key] = pd.array([value] * len(frame), dtype=pd.ArrowDtype(pa.date32()))
@@ -551,7 +551,12 @@ def _without_placeholder_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def _arrow_friendly(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns become strings so that even an empty partition carries its schema."""
     text = [c for c in frame.columns if frame[c].dtype == object and frame[c].map(_is_text).all()]
-    return frame.astype({c: "string" for c in text}) if text else frame
+    if not text:
+        return frame
+    out = frame.copy(deep=False)  # ``astype`` with a mapping would copy every column
+    for column in text:
+        out[column] = frame[column].astype("string")
+    return out
 
 
 def _is_text(value: Any) -> bool:

@@ -26,9 +26,8 @@ from nightshift.ingest.validation import (
     Suite,
     ValidationOutcome,
     check_quarantined_share,
-    read_batch,
     reason_counts_json,
-    validate_batch,
+    validate_files,
 )
 from nightshift.warehouse import VALIDATION_RUNS, PartitionWrite, Warehouse, quarantine_table, raw_table
 
@@ -128,7 +127,7 @@ def ingest_batch(settings: Settings, source: SourceConfig, day: date, now: datet
     suite = Suite.load(settings.expectations_dir / f"{source.suite}.json")
     this_batch = batch_id(source.name, day, contents)
     try:
-        outcome = validate_batch(suite, read_batch(contents, suite), day, now)
+        outcome = validate_files(suite, contents, day, now, consume=True)
         check_quarantined_share(suite, outcome)
     except BatchRejected as exc:
         reason = " ".join(str(exc).split()).rstrip(".")
@@ -181,12 +180,19 @@ def write_batch(
     partition = {"batch_date": day}
     warehouse.replace_partitions(
         [
-            PartitionWrite(raw_table(source), partition, outcome.accepted.assign(batch_id=this_batch)),
-            PartitionWrite(quarantine_table(source), partition, outcome.quarantined.assign(batch_id=this_batch)),
+            PartitionWrite(raw_table(source), partition, _with_batch_id(outcome.accepted, this_batch)),
+            PartitionWrite(quarantine_table(source), partition, _with_batch_id(outcome.quarantined, this_batch)),
             PartitionWrite(VALIDATION_RUNS, {"source": source, "batch_date": day}, _summary_row(summary, suite, files, now)),
         ]
     )
     return summary
+
+
+def _with_batch_id(frame: pd.DataFrame, this_batch: str) -> pd.DataFrame:
+    """``frame`` with a constant ``batch_id`` column, sharing its other columns (``assign`` copies them all)."""
+    out = frame.copy(deep=False)
+    out["batch_id"] = this_batch
+    return out
 
 
 def _summary_row(summary: IngestSummary, suite: Suite, files: list[LandedFile], now: datetime) -> pd.DataFrame:

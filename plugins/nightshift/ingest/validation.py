@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -75,6 +75,22 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\xff\xfe", "UTF-16 text (little-endian, with a byte-order mark)", "re-export it as UTF-8"),
     (b"\xfe\xff", "UTF-16 text (big-endian, with a byte-order mark)", "re-export it as UTF-8"),
 )
+_MAGIC_PREFIXES = tuple(magic for magic, _, _ in _MAGIC)
+
+
+#: Rows read and validated at a time by :func:`validate_files`: about 200 MB of working memory.
+CHUNK_ROWS = 250_000
+#: Batch rules that read only the batch's shape (row count, columns): checkable without its values.
+SHAPE_RULES = frozenset({
+    "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
+    "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+    "expect_table_column_count_to_be_between", "expect_table_column_count_to_equal", "expect_column_to_exist",
+})
+#: Row rules whose verdict on a row depends on other rows: run once over the whole batch's columns.
+CROSS_ROW_RULES = frozenset({
+    "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
+    "expect_multicolumn_values_to_be_unique",
+})
 
 
 class BatchRejected(Exception):
@@ -200,40 +216,106 @@ def read_batch(files: list[tuple[str, bytes]], suite: Suite) -> pd.DataFrame:
     """
     import pandas as pd
 
-    frames = []
-    for name, data in files:
-        text = _decode(name, data)
-        if not text.strip():
-            frame = pd.DataFrame({c: pd.Series(dtype="string") for c in suite.column_types})
-        else:
-            try:
-                header = _header(text)
-                _check_field_counts(name, data, text, len(header))
-            except csv.Error as exc:
-                raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
-            _check_header(name, header, suite)
-            try:
-                # From the bytes (decoded above, so known to be UTF-8), into Arrow-backed strings: a
-                # StringIO would copy the text at four bytes a character, and Python str objects cost
-                # about 60 bytes a value.
-                frame = pd.read_csv(
-                    io.BytesIO(data), dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
-                    on_bad_lines="error", index_col=False, encoding="utf-8-sig",
-                )
-            except (pd.errors.ParserError, ValueError) as exc:
-                raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
-        frame[SOURCE_FILE] = name
-        frame[ROW_NUMBER] = range(1, len(frame) + 1)
-        frames.append(frame)
-    if not frames:
+    if not files:
         raise BatchRejected("the batch has no files")
+    check_files(files, suite)
+    frames = [frame for name, data in files for frame in _file_chunks(name, data, suite, None)]
     batch = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return batch.reset_index(drop=True)
+
+
+def check_files(files: list[tuple[str, bytes]], suite: Suite) -> None:
+    """Each file's own checks (encoding, header, ragged rows), before any row is parsed.
+
+    Raises:
+        BatchRejected: as :func:`read_batch`.
+    """
+    for name, data in files:
+        _check_text(name, data)
+        if _is_blank(data):
+            continue
+        # The whole text only for the csv module (quoted fields); else the header line's.
+        text = data.decode("utf-8-sig") if _needs_csv_module(data) else _first_line(data)
+        try:
+            header = _header(text)
+            _check_field_counts(name, data, text, len(header))
+        except csv.Error as exc:
+            raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
+        _check_header(name, header, suite)
+
+
+def _is_blank(data: bytes) -> bool:
+    """Whether the file's text is whitespace only (``text.strip() == ""``), without decoding all of it."""
+    body = data[3:] if data.startswith(_BOM) else data
+    found = _NOT_ASCII_SPACE.search(body)
+    if found is None:
+        return True
+    if body[found.start()] < 0x80:
+        return False
+    return not body.decode("utf-8").strip()  # non-ASCII: Unicode decides what is a space
+
+
+def _first_line(data: bytes) -> str:
+    """The text up to the end of the first non-empty line (what the csv module reads the header from)."""
+    at = 3 if data.startswith(_BOM) else 0
+    while True:
+        end = data.find(b"\n", at)
+        if end < 0 or data[at:end].strip(b"\r"):
+            break
+        at = end + 1
+    return data[: len(data) if end < 0 else end + 1].decode("utf-8-sig")
+
+
+def _file_chunks(name: str, data: bytes, suite: Suite, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """A checked file's rows as text frames of at most ``chunk_rows`` rows (all of them with None).
+
+    An empty file is one empty frame with the suite's columns.
+    """
+    import pandas as pd
+
+    if _is_blank(data):
+        frame = pd.DataFrame({c: pd.Series(dtype="string") for c in suite.column_types})
+        frame[SOURCE_FILE] = name
+        frame[ROW_NUMBER] = range(0)
+        yield frame
+        return
+    try:
+        # From the bytes (checked as UTF-8), into Arrow-backed strings: a StringIO would copy the
+        # text at four bytes a character, and Python str objects cost about 60 bytes a value.
+        reader = pd.read_csv(
+            io.BytesIO(data), dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
+            on_bad_lines="error", index_col=False, encoding="utf-8-sig", chunksize=chunk_rows,
+        )
+        frames = [reader] if chunk_rows is None else reader
+        first = 1
+        for frame in frames:
+            frame[SOURCE_FILE] = name
+            frame[ROW_NUMBER] = range(first, first + len(frame))
+            first += len(frame)
+            yield frame
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise BatchRejected(f"file {name!r} is not a readable CSV: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:
     """An exception's message on one line, without the trailing newline some parsers leave."""
     return " ".join(str(exc).split())
+
+
+def _check_text(name: str, data: bytes) -> None:
+    """:func:`_decode`'s checks, decoding block by block: the text of a large file is never held whole."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        for at in range(0, len(data), _SCAN_BLOCK):
+            decoder.decode(data[at : at + _SCAN_BLOCK])
+        decoder.decode(b"", final=True)
+        if not data.startswith(_MAGIC_PREFIXES) and b"\x00" not in data:
+            return
+    except UnicodeDecodeError:
+        pass
+    _decode(name, data)  # the same refusal, worded as for a whole file
 
 
 def _decode(name: str, data: bytes) -> str:
@@ -316,9 +398,17 @@ def _check_field_counts(name: str, data: bytes, text: str, expected: int) -> Non
         )
 
 
+def _needs_csv_module(data: bytes) -> bool:
+    """Quoted fields may hold delimiters and line breaks, and a file may end lines with a bare CR."""
+    return b'"' in data or b"\n" not in data
+
+
 def _first_ragged_row(data: bytes, text: str, expected: int) -> tuple[int, int] | None:
-    """(line number, field count) of the first non-blank row after the header whose count differs."""
-    if b'"' in data or b"\n" not in data:
+    """(line number, field count) of the first non-blank row after the header whose count differs.
+
+    ``text`` is read only when :func:`_needs_csv_module`; a NumPy scan of ``data`` does the rest.
+    """
+    if _needs_csv_module(data):
         # Quoted fields may hold delimiters and line breaks, and a file may end lines with a
         # bare CR: the csv module knows both. Its line_num is the physical line a row ends on.
         reader = csv.reader(_lines(text))
@@ -354,6 +444,9 @@ def _first_ragged_row(data: bytes, text: str, expected: int) -> tuple[int, int] 
 
 
 _SCAN_BLOCK = 1 << 24
+_BOM = b"\xef\xbb\xbf"
+# str.isspace() in the ASCII range: what str.strip() removes there
+_NOT_ASCII_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c\x1c-\x1f]")
 
 
 def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) -> ValidationOutcome:
@@ -365,38 +458,245 @@ def validate_batch(suite: Suite, batch: pd.DataFrame, day: date, now: datetime) 
     Raises:
         BatchRejected: a batch rule failed; the message names the rule and what was seen.
     """
+    return _validate_chunks(suite, lambda: iter([batch]), day, now)
 
-    landed = len(batch)
-    extra = [c for c in batch.columns if c not in suite.column_types and c not in (SOURCE_FILE, ROW_NUMBER)]
-    if extra:
-        log.warning("suite %s: extra column(s) %s are accepted and not loaded", suite.name, extra)
+
+def validate_files(
+    suite: Suite, files: list[tuple[str, bytes]], day: date, now: datetime, chunk_rows: int = CHUNK_ROWS,
+    consume: bool = False,
+) -> ValidationOutcome:
+    """:func:`validate_batch` of :func:`read_batch`, reading and validating ``chunk_rows`` rows at a time.
+
+    Same outcome, same errors, in bounded memory. Every rule still sees the whole batch: the
+    batch rules see its shape (row count, columns), a uniqueness rule sees the column of every
+    row, the quarantine cap sees every row's outcome. Rows are parsed twice when the batch has
+    more than one chunk: first to find every failing row, then to split them. A suite with a
+    batch rule that reads values (a mean, say) is read whole.
+
+    Args:
+        consume: empty ``files`` once every row is read, so that the landed bytes (as large as
+            the files) are freed before the accepted rows are put together.
+
+    Raises:
+        BatchRejected: as :func:`read_batch` and :func:`validate_batch`.
+    """
+    if not files:
+        raise BatchRejected("the batch has no files")
+    batch_rules, _ = _split_rules(suite)
+    if any(rule.expectation_type not in SHAPE_RULES for rule in batch_rules):
+        log.info("suite %s has a batch rule that reads values: the batch is read whole", suite.name)
+        return validate_batch(suite, read_batch(files, suite), day, now)
+    check_files(files, suite)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        import pandas as pd
+
+        offset = 0
+        for name, data in files:
+            for frame in _file_chunks(name, data, suite, chunk_rows):
+                frame.index = pd.RangeIndex(offset, offset + len(frame))
+                offset += len(frame)
+                yield frame
+
+    return _validate_chunks(suite, chunks, day, now, release=files.clear if consume else None)
+
+
+@dataclass
+class _ColumnSeen:
+    """What the type rule saw of one column over the whole batch: present values, unreadable ones, the first."""
+
+    present: int = 0
+    bad: int = 0
+    first: Any = None
+
+
+def _validate_chunks(
+    suite: Suite, chunks: Callable[[], Iterator[pd.DataFrame]], day: date, now: datetime,
+    release: Callable[[], None] | None = None,
+) -> ValidationOutcome:
+    """Validate the batch that ``chunks()`` yields (text frames indexed by row position in the batch).
+
+    First pass: every rule's failing rows, chunk by chunk (uniqueness over the batch's columns
+    at the end). Then the batch-level checks, in the order a whole batch meets them. Second
+    pass: the split, reading the chunks again (one chunk is kept from the first pass).
+    """
+    import numpy as np
+    import pandas as pd
 
     batch_rules, row_rules = _split_rules(suite)
+    local_rules = [rule for rule in row_rules if rule.expectation_type not in CROSS_ROW_RULES]
+    cross_rules = [rule for rule in row_rules if rule.expectation_type in CROSS_ROW_RULES]
+    cross_columns = list(dict.fromkeys(c for rule in cross_rules for c in _rule_columns(rule)))
     parameters = suite_parameters(suite, day, now)
-    _check_batch_rules(suite, batch_rules, batch, parameters)
 
-    missing = [c for c in suite.column_types if c not in batch.columns]
+    landed, count = 0, 0
+    columns: dict[str, None] = {}
+    seen = {col: _ColumnSeen() for col in suite.column_types}
+    failed: dict[str, list[Any]] = {}
+    cross_parts: list[pd.DataFrame] = []
+    cross_hashes: dict[int, list[Any]] = {}  # per uniqueness rule, each chunk's row hashes
+    kept: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    unevaluable: BatchRejected | None = None  # raised after the batch-level checks, as a whole batch meets it
+    for chunk in chunks():
+        count += 1
+        landed += len(chunk)
+        columns.update(dict.fromkeys(chunk.columns))
+        chunk = _with_declared_columns(suite, chunk)
+        typed, type_failures = _coerce(suite, chunk)
+        for col in suite.column_types:
+            present = chunk[col].notna().to_numpy()
+            column_seen = seen[col]
+            if column_seen.first is None and present.any():
+                column_seen.first = chunk[col][present].iloc[0]
+            column_seen.present += int(present.sum())
+            column_seen.bad += int(type_failures[f"{TYPE_RULE}({col})"].sum())
+        chunk_failed = {name: chunk.index.to_numpy()[mask] for name, mask in type_failures.items() if mask.any()}
+        if len(chunk) and local_rules and unevaluable is None:
+            try:
+                unexpected = _run_row_rules(suite, local_rules, typed, parameters)
+            except BatchRejected as exc:
+                unevaluable, unexpected = exc, {}
+            for name, rows in unexpected.items():
+                chunk_failed[name] = np.union1d(chunk_failed.get(name, []), np.asarray(rows, dtype=np.int64))
+        # A value that was present but unreadable already failed its type rule; not-null must not
+        # count it again as missing.
+        for col in suite.column_types:
+            key, typ = f"expect_column_values_to_not_be_null({col})", f"{TYPE_RULE}({col})"
+            if key in chunk_failed and typ in chunk_failed:
+                chunk_failed[key] = np.setdiff1d(chunk_failed[key], chunk_failed[typ])
+        for name, rows in chunk_failed.items():
+            if len(rows):
+                failed.setdefault(name, []).append(np.asarray(rows, dtype=np.int64))
+        if cross_rules:
+            cross_parts.append(typed[[c for c in cross_columns if c in typed.columns]])
+            for number, rule in enumerate(cross_rules):
+                present = [c for c in _rule_columns(rule) if c in typed.columns]
+                if present:
+                    cross_hashes.setdefault(number, []).append(_key_hashes(typed, present))
+        kept = (chunk, typed) if count == 1 else None
+
+    extra = [c for c in columns if c not in suite.column_types and c not in (SOURCE_FILE, ROW_NUMBER)]
+    if extra:
+        log.warning("suite %s: extra column(s) %s are accepted and not loaded", suite.name, extra)
+    shape = kept[0] if kept is not None else _shape_frame(list(columns), landed)
+    _check_batch_rules(suite, batch_rules, shape, parameters)
+    missing = [c for c in suite.column_types if c not in columns]
     if missing:
         raise BatchRejected(
             f"column(s) {missing} declared by {TYPE_RULE} in suite {suite.name!r} are missing from the batch"
         )
-    typed, type_failures = _coerce(suite, batch)
+    for col, typ in suite.column_types.items():
+        _refuse_unreadable_column(col, typ, seen[col])
+    if unevaluable is not None:
+        raise unevaluable
+    if cross_rules and landed:
+        narrow = pd.concat(cross_parts) if len(cross_parts) > 1 else cross_parts[0]
+        cross_parts.clear()
+        # Only rows whose value occurs more than once can break a uniqueness rule: GX judges those
+        # (it needs about 200 bytes a row; the whole column of a 5M-row batch cost 1 GB). They are
+        # found by 64-bit hashes taken chunk by chunk: a collision only adds a row for GX to clear.
+        candidates = _false(len(narrow))
+        for parts in cross_hashes.values():
+            candidates |= _repeated(np.concatenate(parts))
+        cross_hashes.clear()
+        for name, rows in _run_row_rules(suite, cross_rules, narrow[candidates], parameters).items():
+            failed.setdefault(name, []).append(np.asarray(rows, dtype=np.int64))
+        del narrow
+    positions = {name: np.unique(np.concatenate(parts)) for name, parts in failed.items()}
 
-    failed = {name: mask for name, mask in type_failures.items() if mask.any()}
-    if landed and row_rules:
-        for name, unexpected in _run_row_rules(suite, row_rules, typed, parameters).items():
-            mask = failed.get(name, _false(landed)) | _indices_to_mask(unexpected, landed)
-            failed[name] = mask
-        # A value that was present but unreadable already failed its type rule; not-null
-        # must not count it again as missing.
-        for col, typ_mask in ((c, type_failures[f"{TYPE_RULE}({c})"]) for c in suite.column_types):
-            key = f"expect_column_values_to_not_be_null({col})"
-            if key in failed:
-                failed[key] = failed[key] & ~typ_mask
-                if not failed[key].any():
-                    del failed[key]
+    outcomes = []
+    for chunk, typed in ([kept] if kept is not None else _typed_chunks(suite, chunks)):
+        first, stop = chunk.index[0] if len(chunk) else 0, (chunk.index[-1] + 1) if len(chunk) else 0
+        masks = {}
+        for name, rows in positions.items():
+            inside = rows[(rows >= first) & (rows < stop)] - first
+            if len(inside):
+                masks[name] = _indices_to_mask(inside.tolist(), len(chunk))
+        outcomes.append(split_rows(suite, chunk, typed, masks, extra))
+    kept = None
+    if release is not None:
+        release()
+    return _merged(outcomes, landed, extra, suite)
 
-    return split_rows(suite, batch, typed, failed, extra)
+
+def _typed_chunks(suite: Suite, chunks: Callable[[], Iterator[pd.DataFrame]]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    for chunk in chunks():
+        chunk = _with_declared_columns(suite, chunk)
+        yield chunk, _coerce(suite, chunk)[0]
+
+
+def _merged(outcomes: list[ValidationOutcome], landed: int, extra: list[str], suite: Suite) -> ValidationOutcome:
+    """One outcome of the chunks' outcomes, in row order."""
+    import pandas as pd
+
+    if len(outcomes) == 1:
+        return outcomes[0]
+    counts: Counter[str] = Counter()
+    for outcome in outcomes:
+        counts.update(outcome.reason_counts)
+    merged = ValidationOutcome(
+        accepted=pd.concat([o.accepted for o in outcomes], ignore_index=True),
+        quarantined=pd.concat([o.quarantined for o in outcomes], ignore_index=True),
+        landed_rows=landed,
+        reason_counts=dict(sorted(counts.items())),
+        extra_columns=extra,
+    )
+    outcomes.clear()
+    merged.check_invariant(f"suite {suite.name!r}")
+    return merged
+
+
+def _with_declared_columns(suite: Suite, chunk: pd.DataFrame) -> pd.DataFrame:
+    """The chunk with every declared column: one its file lacks is null in its rows, as in a whole batch."""
+    import pandas as pd
+
+    missing = [c for c in suite.column_types if c not in chunk.columns]
+    if not missing:
+        return chunk
+    return chunk.assign(**{c: pd.Series(pd.NA, index=chunk.index, dtype="string[pyarrow]") for c in missing})
+
+
+def _shape_frame(columns: list[str], rows: int) -> pd.DataFrame:
+    """A frame with the batch's columns and row count, one byte a cell: what the shape rules read."""
+    import numpy as np
+    import pandas as pd
+
+    codes = np.zeros(rows, dtype=np.int8)
+    data = {c: pd.Categorical.from_codes(codes, categories=[""]) for c in columns if c not in (SOURCE_FILE, ROW_NUMBER)}
+    return pd.DataFrame(data, index=pd.RangeIndex(rows)).assign(**{SOURCE_FILE: "", ROW_NUMBER: 0})
+
+
+def _key_hashes(typed: pd.DataFrame, columns: list[str]) -> Any:
+    """A 64-bit hash of each row's values in ``columns`` (equal values, equal hashes; a null hashes as a null)."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(typed[columns], index=False).to_numpy()
+
+
+def _repeated(hashes: Any) -> Any:
+    """Rows whose hash occurs more than once: every row of a duplicated value, and a few collisions."""
+    import numpy as np
+
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    return np.isin(hashes, repeated)
+
+
+def _rule_columns(rule: Any) -> list[str]:
+    kwargs = rule.configuration.kwargs
+    return [kwargs["column"]] if kwargs.get("column") else list(kwargs.get("column_list") or [])
+
+
+def _refuse_unreadable_column(col: str, typ: str, seen: _ColumnSeen) -> None:
+    """A column none of whose present values is readable is a shifted or mis-exported column, not bad rows."""
+    if seen.present and seen.bad == seen.present:
+        hint = "the column is probably shifted or mis-exported"
+        if typ == "datetime64[ns]" and _DATE_ONLY.fullmatch(str(seen.first)):
+            hint = "these are dates without a time of day: declare the column 'date' in the suite if it holds dates"
+        raise BatchRejected(
+            f"{TYPE_RULE}({col}) failed: none of the {seen.present} values of column {col!r} "
+            f"is readable as {typ} (first value: {seen.first!r}); {hint}"
+        )
 
 
 def split_rows(
@@ -570,15 +870,6 @@ def _coerce(suite: Suite, batch: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, 
             numbers = pd.to_numeric(text, errors="coerce")
             bad = present & numbers.isna().to_numpy()
             values = numbers.astype("float64")
-        if present.any() and bad[present].all():
-            sample = text[present].iloc[0]
-            hint = "the column is probably shifted or mis-exported"
-            if typ == "datetime64[ns]" and _DATE_ONLY.fullmatch(str(sample)):
-                hint = "these are dates without a time of day: declare the column 'date' in the suite if it holds dates"
-            raise BatchRejected(
-                f"{TYPE_RULE}({col}) failed: none of the {int(present.sum())} values of column {col!r} "
-                f"is readable as {typ} (first value: {sample!r}); {hint}"
-            )
         typed[col] = values
         failures[f"{TYPE_RULE}({col})"] = bad
     return typed, failures
