@@ -189,9 +189,16 @@ def write_batch(
 
 
 def _with_batch_id(frame: pd.DataFrame, this_batch: str) -> pd.DataFrame:
-    """``frame`` with a constant ``batch_id`` column, sharing its other columns (``assign`` copies them all)."""
+    """``frame`` with a constant ``batch_id`` column, sharing its other columns (``assign`` copies them all).
+
+    The column is categorical (one category): written as a dictionary-encoded text column, it costs
+    a byte a row instead of the id's length (160 MB at 5M rows), and reads back as text.
+    """
+    import numpy as np
+    import pandas as pd
+
     out = frame.copy(deep=False)
-    out["batch_id"] = this_batch
+    out["batch_id"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[this_batch])
     return out
 
 

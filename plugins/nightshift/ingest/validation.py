@@ -78,8 +78,10 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
 _MAGIC_PREFIXES = tuple(magic for magic, _, _ in _MAGIC)
 
 
-#: Rows read and validated at a time by :func:`validate_files`: about 200 MB of working memory.
-CHUNK_ROWS = 250_000
+#: Rows read and validated at a time by :func:`validate_files`. GX's working memory follows it;
+#: measured on a 5M-row batch: 50,000 a chunk, 1.48 GB peak in 42.5 s; 100,000, 1.65 GB in 37.5 s;
+#: 250,000, 2.1 GB in 34 s.
+CHUNK_ROWS = 50_000
 #: Batch rules that read only the batch's shape (row count, columns): checkable without its values.
 SHAPE_RULES = frozenset({
     "expect_table_row_count_to_be_between", "expect_table_row_count_to_equal",
@@ -634,16 +636,42 @@ def _merged(outcomes: list[ValidationOutcome], landed: int, extra: list[str], su
     counts: Counter[str] = Counter()
     for outcome in outcomes:
         counts.update(outcome.reason_counts)
+    quarantined = pd.concat([o.quarantined for o in outcomes], ignore_index=True)
+    accepted = [o.accepted for o in outcomes]
+    outcomes.clear()
     merged = ValidationOutcome(
-        accepted=pd.concat([o.accepted for o in outcomes], ignore_index=True),
-        quarantined=pd.concat([o.quarantined for o in outcomes], ignore_index=True),
+        accepted=_concat_in_place(accepted),
+        quarantined=quarantined,
         landed_rows=landed,
         reason_counts=dict(sorted(counts.items())),
         extra_columns=extra,
     )
-    outcomes.clear()
     merged.check_invariant(f"suite {suite.name!r}")
     return merged
+
+
+def _concat_in_place(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one under the other, emptying ``frames``: about one copy of the rows at a time.
+
+    ``pd.concat`` holds the parts and the result at once (twice the rows). Here each part becomes
+    Arrow as it is let go, and Arrow hands each column back to pandas freeing its own copy
+    (``self_destruct``); the dtypes are the parts'.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    dtypes = frames[0].dtypes
+    tables = []
+    while frames:
+        tables.append(pa.Table.from_pandas(frames.pop(0), preserve_index=False))
+    table = pa.concat_tables(tables)
+    del tables
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow"),
+                pa.large_string(): pd.StringDtype("pyarrow")}
+    out = table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=nullable.get)
+    del table
+    differing = {c: t for c, t in dtypes.items() if out[c].dtype != t}
+    return out.astype(differing) if differing else out
 
 
 def _with_declared_columns(suite: Suite, chunk: pd.DataFrame) -> pd.DataFrame:
@@ -677,9 +705,16 @@ def _repeated(hashes: Any) -> Any:
     """Rows whose hash occurs more than once: every row of a duplicated value, and a few collisions."""
     import numpy as np
 
-    ordered = np.sort(hashes)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    return np.isin(hashes, repeated)
+    order = np.argsort(hashes)
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    del ordered
+    repeated = np.zeros(len(hashes), dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    mask = np.empty(len(hashes), dtype=bool)
+    mask[order] = repeated
+    return mask
 
 
 def _rule_columns(rule: Any) -> list[str]:
