@@ -122,3 +122,29 @@ def test_the_row_count_rule_counts_every_chunk(suites: dict[str, Suite], tmp_pat
         validate_files(suite, files, DAY, NOW, chunk_rows=4)
     ten = [("a.csv", csv_bytes(HEADER, [good_row(i) for i in range(1, 11)]))]
     assert len(validate_files(suite, ten, DAY, NOW, chunk_rows=4).accepted) == 10
+
+
+def test_by_default_a_small_batch_is_one_chunk_and_a_large_one_is_chunked(
+    suites: dict[str, Suite], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nightshift.ingest import validation
+
+    files = [("a.csv", csv_bytes(HEADER, [good_row(i) for i in range(1, 40)]))]
+    sizes: list[int] = []
+    read = validation._file_chunks
+
+    def spy(*args: object, **kwargs: object):  # noqa: ANN202
+        for frame in read(*args, **kwargs):
+            sizes.append(len(frame))
+            yield frame
+
+    monkeypatch.setattr(validation, "_file_chunks", spy)
+    validate_files(suites["activity"], files, DAY, NOW)
+    assert sizes == [39], "one pass over a batch under WHOLE_BATCH_BYTES"
+
+    sizes.clear()
+    monkeypatch.setattr(validation, "WHOLE_BATCH_BYTES", len(files[0][1]) - 1)
+    monkeypatch.setattr(validation, "CHUNK_ROWS", 10)
+    chunked = validate_files(suites["activity"], files, DAY, NOW)
+    assert sizes == [10, 10, 10, 9] * 2, "two passes of CHUNK_ROWS rows"
+    assert_same_outcome(chunked, whole(suites["activity"], files))
