@@ -381,3 +381,26 @@ def test_materialize_without_event_timestamps_records_the_window(
     repo = chunked_repo(tmp_path, source_paths)
     repo.store.materialize(WINDOW_START, WINDOW_END, disable_event_timestamp=True)
     assert most_recent_end_time(repo, ACTIVITY) == WINDOW_END
+
+
+def test_a_resumed_run_rewrites_a_written_partition_whose_rows_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_paths: tuple[Path, Path]
+) -> None:
+    """Progress records what each partition wrote: after the day is re-ingested, the same window writes it again."""
+    activity, profile = (write_parquet(pd.read_parquet(path), tmp_path / "data" / path.name) for path in source_paths)
+    repo = make_repo(tmp_path, "chunked", activity, profile, ASOF_OFFLINE_STORE, PARTITIONED_ENGINE)
+    write_spy(monkeypatch, fail_on=lambda view, n: view == ACTIVITY and n == 3)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        repo.store.materialize(WINDOW_START, WINDOW_END, feature_views=[ACTIVITY])
+
+    changed = pd.read_parquet(activity)
+    changed["spend"] = changed["spend"] + 1000
+    write_parquet(changed, activity)
+    monkeypatch.undo()
+    resumed = write_spy(monkeypatch)
+    repo.store.materialize(most_recent_end_time(repo, ACTIVITY), WINDOW_END, feature_views=[ACTIVITY])
+
+    assert [len(keys) for _, keys in resumed][:2] == [8, 8], "the two written partitions are written again"
+    stock = make_repo(tmp_path, "stock", activity, profile, STOCK_DUCKDB_OFFLINE_STORE)
+    stock.store.materialize(WINDOW_START, WINDOW_END, feature_views=[ACTIVITY])
+    pd.testing.assert_frame_equal(online_rows(repo, ACTIVITY), online_rows(stock, ACTIVITY))

@@ -30,6 +30,7 @@ COLUMNS = {
     "doubles_with_nulls": (pa.array([1.25, None, -3.0, None, np.nan, 7.5], type=pa.float64()), ValueType.DOUBLE),
     "all_null_doubles": (pa.array([None, None], type=pa.float64()), ValueType.DOUBLE),
     "floats": (pa.array(np.array([0.1, -2.5, np.nan, 3.4e38, 1e-30], dtype=np.float32)), ValueType.FLOAT),
+    "float_signed_zeros": (pa.array(np.array([0.0, -0.0, 1.5, -0.0], dtype=np.float32)), ValueType.FLOAT),
     "strings": (pa.array(["free", None, "pro", "", "Zürich ✓", "free", "team"]), ValueType.STRING),
     "int64_with_nulls": (pa.array([0, None, -1, 2**62, 7, 7, None], type=pa.int64()), ValueType.INT64),
     "int64": (pa.array(RNG.integers(-(2**40), 2**40, 300)), ValueType.INT64),

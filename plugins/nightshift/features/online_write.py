@@ -73,7 +73,12 @@ def _encoded_doubles(values: np.ndarray) -> tuple[list[bytes], list[Optional[str
 
 
 def _encoded_by_distinct_value(values: np.ndarray, value_type: ValueType) -> tuple[list[bytes], list[Optional[str]]]:
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if values.dtype.kind == "f":
+        # By bit pattern: factorize takes -0.0 for 0.0, and Feast writes them differently.
+        codes, bits = pd.factorize(values.view(f"u{values.dtype.itemsize}"), use_na_sentinel=True)
+        uniques = bits.view(values.dtype)
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     distinct = list(uniques) + [None]  # code -1 (a null) -> the last entry
     protos = python_values_to_proto_values(distinct, value_type)
     encoded_distinct = [p.SerializeToString() for p in protos]
@@ -128,6 +133,8 @@ def write_sqlite(
         created = [None] * table.num_rows
     features = sorted(feature_view.features, key=lambda field: field.name)
     names = [field.name for field in features]
+    if not names:
+        return 0
     encoded = [
         encoded_column(table.column(field.name).to_numpy(zero_copy_only=False), field.dtype.to_value_type())
         for field in features

@@ -91,7 +91,22 @@ SHAPE_RULES = frozenset({
     "expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
     "expect_table_column_count_to_be_between", "expect_table_column_count_to_equal", "expect_column_to_exist",
 })
+#: Row rules whose verdict on a row reads that row alone: run chunk by chunk.
+ROW_LOCAL_RULES = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
+    "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set", "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex", "expect_column_values_to_match_regex_list",
+    "expect_column_values_to_not_match_regex_list", "expect_column_values_to_match_like_pattern",
+    "expect_column_values_to_not_match_like_pattern", "expect_column_values_to_match_strftime_format",
+    "expect_column_values_to_be_dateutil_parseable", "expect_column_values_to_be_json_parseable",
+    "expect_column_value_lengths_to_be_between", "expect_column_value_lengths_to_equal",
+    "expect_column_values_to_be_in_type_list", "expect_column_pair_values_to_be_equal",
+    "expect_column_pair_values_a_to_be_greater_than_b", "expect_column_pair_values_to_be_in_set",
+    "expect_select_column_values_to_be_unique_within_record", "expect_multicolumn_sum_to_equal",
+})
 #: Row rules whose verdict on a row depends on other rows: run once over the whole batch's columns.
+#: A suite with any other row rule (increasing values, z-scores) is read whole.
 CROSS_ROW_RULES = frozenset({
     "expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
     "expect_multicolumn_values_to_be_unique",
@@ -489,9 +504,13 @@ def validate_files(
     """
     if not files:
         raise BatchRejected("the batch has no files")
-    batch_rules, _ = _split_rules(suite)
-    if any(rule.expectation_type not in SHAPE_RULES for rule in batch_rules):
-        log.info("suite %s has a batch rule that reads values: the batch is read whole", suite.name)
+    batch_rules, row_rules = _split_rules(suite)
+    unchunkable = [rule.expectation_type for rule in batch_rules if rule.expectation_type not in SHAPE_RULES]
+    unchunkable += [rule.expectation_type for rule in row_rules
+                    if rule.expectation_type not in ROW_LOCAL_RULES | CROSS_ROW_RULES]
+    if unchunkable:
+        log.info("suite %s: %s read(s) more than one row or the batch's values: the batch is read whole",
+                 suite.name, sorted(set(unchunkable)))
         return validate_batch(suite, read_batch(files, suite), day, now)
     check_files(files, suite)
     if chunk_rows is None:
@@ -706,7 +725,11 @@ def _key_hashes(typed: pd.DataFrame, columns: list[str]) -> Any:
     """A 64-bit hash of each row's values in ``columns`` (equal values, equal hashes; a null hashes as a null)."""
     import pandas as pd
 
-    return pd.util.hash_pandas_object(typed[columns], index=False).to_numpy()
+    keys = typed[columns]
+    floats = [c for c in columns if keys[c].dtype.kind == "f"]
+    if floats:  # -0.0 equals 0.0 for a uniqueness rule, but hashes apart
+        keys = keys.assign(**{c: keys[c] + 0.0 for c in floats})
+    return pd.util.hash_pandas_object(keys, index=False).to_numpy()
 
 
 def _repeated(hashes: Any) -> Any:
