@@ -140,8 +140,9 @@ def _fingerprint(rows: pa.Table) -> str:
 class Progress:
     """Which key partitions of a view's window are written: rows of one table, by SQLAlchemy."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, owned: bool = False) -> None:
         self.engine = engine
+        self.owned = owned  # created here (beside a file registry): disposed by close()
         self.table = sa.Table(
             PROGRESS_TABLE,
             sa.MetaData(),
@@ -167,8 +168,13 @@ class Progress:
                     f"LatestPerKeyEngine keeps its progress beside a local file registry or in a SQL registry; "
                     f"the registry {repo_config.registry.path!r} is neither. Use a SQL registry or a local path"
                 )
-            engine = sa.create_engine(f"sqlite:///{path}.progress.sqlite")
+            return cls(sa.create_engine(f"sqlite:///{path}.progress.sqlite"), owned=True)
         return cls(engine)
+
+    def close(self) -> None:
+        """Release the connections of an engine this object created (never the SQL registry's)."""
+        if self.owned:
+            self.engine.dispose()
 
     def _where(self, project: str, view: str, window: str) -> Any:
         t = self.table.c
@@ -250,6 +256,7 @@ class LatestPerKeyEngine(LocalComputeEngine):
         fv = task.feature_view
         start, end = _utc(task.start_time), _utc(task.end_time)
         job_id = f"{fv.name}-{start}-{end}"
+        progress: Optional[Progress] = None
         try:
             t0 = time.time()
             table = self._latest_rows(registry, task)
@@ -279,6 +286,9 @@ class LatestPerKeyEngine(LocalComputeEngine):
             registry.apply_materialization(fv, task.project, start, end, commit=True)
         except Exception as e:  # noqa: BLE001
             return LocalMaterializationJob(job_id, MaterializationJobStatus.ERROR, e)
+        finally:
+            if progress is not None:
+                progress.close()
         logger.info(
             "%s: %s .. %s: %d entities in %d partition(s), %d skipped as done, %d values written in %.2fs",
             fv.name, start, end, table.num_rows, len(parts), skipped, written, time.time() - t0,
