@@ -1,7 +1,8 @@
 """Where each feature table lives, per profile: the one place the definitions touch settings.
 
-dbt builds the tables (dbt/models/features/); Feast reads them. Embedded: the Parquet file
-dbt-duckdb writes. Production: the Postgres table dbt-postgres writes.
+dbt builds the tables (dbt/models/features/); Feast reads them. Embedded: the folder of day
+files dbt-duckdb writes (``feature_date=<day>/part.parquet``). Production: the Postgres table
+dbt-postgres writes.
 """
 
 from __future__ import annotations
@@ -24,5 +25,5 @@ def feature_table_source(table: str, description: str) -> DataSource:
         "tags": {"dbt_model": table},
     }
     if settings.profile == "embedded":
-        return FileSource(path=str(settings.warehouse_dir / "tables" / "features" / table / "part.parquet"), **common)
+        return FileSource(path=str(settings.warehouse_dir / "tables" / "features" / table), **common)
     return PostgreSQLSource(query=f"select * from features.{table}", **common)

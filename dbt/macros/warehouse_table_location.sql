@@ -10,10 +10,20 @@
 {%- endmacro %}
 
 {% macro feature_table_location(name) -%}
-    {{ warehouse_table_location('features', name) }}
+    {{ day_table_location('features', name) }}
 {%- endmacro %}
 
 {#- Schema names as written: `features`, not `analytics_features`. -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {{ custom_schema_name if custom_schema_name else target.schema }}
+{%- endmacro %}
+
+
+{#- The folder of a day-partitioned (DuckDB) model: <folder>/<partition column>=<day>/part.parquet. -#}
+{% macro day_table_location(schema, name) -%}
+    {%- if target.type == 'duckdb' -%}
+        {{ env_var('NIGHTSHIFT_WAREHOUSE_DIR') }}/tables/{{ schema }}/{{ name }}
+    {%- else -%}
+        {{ none }}
+    {%- endif -%}
 {%- endmacro %}

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 VALIDATION_RUNS = "meta.validation_runs"
 FEATURE_SKEW = "monitoring.feature_skew"
 MODEL_PROMOTIONS = "meta.model_promotions"
+#: The last dbt build of each use case's day-partitioned models: what the next run builds from.
+DBT_BUILDS = "meta.dbt_builds"
 
 
 def raw_table(source: str) -> str:

@@ -1,9 +1,12 @@
-{{ config(location=warehouse_table_location('labels', 'churn_labels')) }}
+{{ config(location=day_table_location('labels', 'churn_labels')) }}
 
 {#- The outcome window and how late a cancellation may land (the cancellations suite's
     allowed_lateness_hours): a label is final once both have passed and that day has landed. -#}
 {%- set horizon_days = 30 -%}
 {%- set lateness_days = 2 -%}
+{#- A run rewrites the labels of the horizon + lateness days before its first day too: those are
+    the rows that cancellations landing on its days can decide. -#}
+{{ config(restate_days=horizon_days + lateness_days) }}
 
 -- The churn label of each population row: 1 when the customer's first cancellation after D falls
 -- within the 30 days after D. Only cancellations that had landed by the day the label is decided
@@ -11,6 +14,7 @@
 -- are not emitted at all.
 with population as (
     select * from {{ ref('churn_population') }}
+    where {{ in_build_days('as_of_date', horizon_days + lateness_days) }}
 ),
 
 cancellations as (
@@ -19,6 +23,7 @@ cancellations as (
         cast(cancelled_at as date) as cancelled_on,
         batch_date as landed_on
     from {{ ref('stg_cancellations') }}
+    where {{ since_build_days('batch_date', horizon_days + lateness_days) }}
 ),
 
 landed as (

@@ -1,9 +1,12 @@
-{{ config(location=warehouse_table_location('labels', 'demand_labels')) }}
+{{ config(location=day_table_location('labels', 'demand_labels')) }}
 
 {#- The outcome window and how late a sale may land (the sales suite's allowed lateness): a
     label is final once both have passed and that day has landed. -#}
 {%- set horizon_days = 7 -%}
 {%- set lateness_days = 2 -%}
+{#- A run rewrites the labels of the horizon + lateness days before its first day too: those are
+    the rows that sales landing on its days can decide. -#}
+{{ config(restate_days=horizon_days + lateness_days) }}
 
 -- The demand label of each population row: the units the store sold of the product in the 7 days
 -- after D (0 when none). Only sales that had landed by the day the label is decided count, so a
@@ -11,6 +14,7 @@
 -- emitted at all.
 with population as (
     select * from {{ ref('demand_population') }}
+    where {{ in_build_days('as_of_date', horizon_days + lateness_days) }}
 ),
 
 sales as (
@@ -21,6 +25,7 @@ sales as (
         units,
         batch_date as landed_on
     from {{ ref('stg_sales') }}
+    where {{ since_build_days('batch_date', horizon_days + lateness_days) }}
 ),
 
 landed as (

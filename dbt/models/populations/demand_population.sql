@@ -1,18 +1,21 @@
-{{ config(location=warehouse_table_location('populations', 'demand_population')) }}
+{{ config(location=day_table_location('populations', 'demand_population')) }}
 
 -- Who is scored on day D, and trained on over a window: every store x product pair that sold at
 -- least once in the 28 days up to D (by landing day), whose store is in D's stores snapshot and
 -- whose product is in D's products snapshot.
 with stores as (
     select * from {{ ref('stg_stores') }}
+    where {{ in_build_days('batch_date') }}
 ),
 
 products as (
     select * from {{ ref('stg_products') }}
+    where {{ in_build_days('batch_date') }}
 ),
 
 sales as (
     select * from {{ ref('stg_sales') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 days as (

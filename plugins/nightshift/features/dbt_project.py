@@ -66,15 +66,21 @@ class DbtFailed(RuntimeError):
     """A dbt command failed; the message carries the end of dbt's output."""
 
 
-def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT) -> str:
+def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT, days: str = "") -> str:
     """``dbt <args>`` on ``project_dir`` with the profile of ``settings``; returns dbt's output.
 
     For work outside Airflow (tests, a data team's shell); the ``features`` DAG runs dbt through
     Cosmos instead. Targets and logs go to the state directory, never into the project.
+    ``days`` (``<first>:<last>``, :attr:`BuildPlan.dbt_days`) builds only those days of the
+    day-partitioned models; empty builds every day.
     """
+    import json
     import os
     import subprocess
     import sys
+
+    if days:
+        args = [*args, "--vars", json.dumps({"nightshift_days": days})]
 
     prepare_dbt_tables(settings, project_dir)
     env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}

@@ -138,8 +138,9 @@ def _connect(config: Optional[RepoConfig]) -> duckdb.DuckDBPyConnection:
 def resolve_source_uri(data_source: DataSource, repo_path: Optional[Union[str, Path]]) -> str:
     """Absolute uri for a FileSource path (relative paths are relative to repo_path, like the file store).
 
-    A local directory becomes `<dir>/**/*.parquet` (hive partition dirs such as batch_date=YYYY-MM-DD are
-    picked up, and the partition column is added by DuckDB's hive auto-detection). Globs pass through.
+    A local directory is a warehouse table: `<dir>/**/part.parquet` (hive partition dirs such as
+    feature_date=YYYY-MM-DD are picked up, and the partition column is added by DuckDB's hive
+    auto-detection; the `tmp_part.parquet` a killed COPY may leave is not read). Globs pass through.
     """
     if not isinstance(data_source, FileSource):
         raise TypeError(
@@ -147,7 +148,7 @@ def resolve_source_uri(data_source: DataSource, repo_path: Optional[Union[str, P
         )
     uri = FileSource.get_uri_for_file_path(repo_path, data_source.path)
     if "://" not in uri and os.path.isdir(uri):
-        uri = uri.rstrip("/") + "/**/*.parquet"
+        uri = uri.rstrip("/") + "/**/part.parquet"
     return uri
 
 

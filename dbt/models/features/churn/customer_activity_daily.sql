@@ -3,12 +3,16 @@
 -- Rolling activity features: one row per customer per day the customer is in the snapshot.
 -- Windows count what had LANDED by the end of the day (batch_date), not event time: a late
 -- event is counted on the day it arrived and never changes an earlier day's features.
+-- A run for some days reads the 27 days before them too (the longest window), and takes the last
+-- active day before them from the rows already built.
 with customers as (
     select * from {{ ref('stg_customers') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 activity as (
     select * from {{ ref('stg_activity') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 spine as (
@@ -70,10 +74,22 @@ rolling as (
     from customer_days
 ),
 
+earlier as (
+    {%- if build_days() is none %}
+    select cast(null as integer) as customer_id, cast(null as date) as last_active_date
+    where false
+    {%- else %}
+    select customer_id, max(feature_date - cast(days_since_last_activity as integer)) as last_active_date
+    from {{ this }}
+    where {{ before_build_days('feature_date') }}
+    group by 1
+    {%- endif %}
+),
+
 final as (
     select
-        customer_id,
-        feature_date,
+        rolling.customer_id,
+        rolling.feature_date,
         -- features of day D are complete, and known, at the end of D
         cast(feature_date + interval '1 day' as timestamp) as feature_timestamp,
         cast(feature_date + interval '1 day' as timestamp) as created_at,
@@ -88,8 +104,14 @@ final as (
         cast(active_7d as double precision) as active_days_7d,
         cast(active_28d as double precision) as active_days_28d,
         cast(plan_changes_28d as double precision) as plan_changes_28d,
-        cast(feature_date - last_active_date as double precision) as days_since_last_activity
+        cast(
+            feature_date - coalesce(greatest(rolling.last_active_date, earlier.last_active_date),
+                                    rolling.last_active_date, earlier.last_active_date)
+            as double precision
+        ) as days_since_last_activity
     from rolling
+    left join earlier
+        on earlier.customer_id = rolling.customer_id
 )
 
 select * from final

@@ -3,6 +3,7 @@
 -- Profile features: one row per customer per snapshot day.
 with customers as (
     select * from {{ ref('stg_customers') }}
+    where {{ in_build_days('batch_date') }}
 ),
 
 final as (

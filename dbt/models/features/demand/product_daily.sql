@@ -4,10 +4,12 @@
 -- Windows count what had LANDED by the end of the day (batch_date), like store_daily.
 with products as (
     select * from {{ ref('stg_products') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 sales as (
     select * from {{ ref('stg_sales') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 daily_sales as (

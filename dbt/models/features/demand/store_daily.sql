@@ -5,10 +5,12 @@
 -- is counted on the day it arrived and never changes an earlier day's features.
 with stores as (
     select * from {{ ref('stg_stores') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 sales as (
     select * from {{ ref('stg_sales') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 daily_sales as (

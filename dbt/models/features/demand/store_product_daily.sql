@@ -3,12 +3,16 @@
 -- Store x product features: one row per pair per day the pair is in the demand population.
 -- Windows count what had LANDED by the end of the day (batch_date), like store_daily. A pair is
 -- in the population only while it sold within 28 days, so its window days are all on the spine.
+-- A run for some days reads the 27 days before them too, and takes the last sale day before them
+-- from the rows already built.
 with population as (
     select * from {{ ref('demand_population') }}
+    where {{ in_build_days('as_of_date', 27) }}
 ),
 
 sales as (
     select * from {{ ref('stg_sales') }}
+    where {{ in_build_days('batch_date', 27) }}
 ),
 
 daily_sales as (
@@ -58,21 +62,40 @@ rolling as (
     from pair_days
 ),
 
+earlier as (
+    {%- if build_days() is none %}
+    select cast(null as varchar) as store_id, cast(null as varchar) as product_id, cast(null as date) as last_sale_date
+    where false
+    {%- else %}
+    select store_id, product_id, max(feature_date - cast(days_since_last_sale as integer)) as last_sale_date
+    from {{ this }}
+    where {{ before_build_days('feature_date') }}
+    group by 1, 2
+    {%- endif %}
+),
+
 final as (
     select
-        store_id,
-        product_id,
-        feature_date,
+        rolling.store_id,
+        rolling.product_id,
+        rolling.feature_date,
         cast(feature_date + interval '1 day' as timestamp) as feature_timestamp,
         cast(feature_date + interval '1 day' as timestamp) as created_at,
         cast(units_1d as double precision) as units_1d,
         cast(units_7d as double precision) as units_7d,
         cast(units_28d as double precision) as units_28d,
         cast(promo_7d as double precision) as promo_days_7d,
-        cast(feature_date - last_sale_date as double precision) as days_since_last_sale,
+        cast(
+            feature_date - coalesce(greatest(rolling.last_sale_date, earlier.last_sale_date),
+                                    rolling.last_sale_date, earlier.last_sale_date)
+            as double precision
+        ) as days_since_last_sale,
         -- units-weighted mean price paid; null when nothing sold in the 28 days
         cast(revenue_28d as double precision) / nullif(cast(units_28d as double precision), 0) as mean_price_28d
     from rolling
+    left join earlier
+        on earlier.store_id = rolling.store_id
+        and earlier.product_id = rolling.product_id
 )
 
 select * from final
