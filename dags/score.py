@@ -26,8 +26,12 @@ then scores D itself if D's features are there, or fails naming D and the `featu
    case's own key columns, and drops the run's staging. It emits `predictions/<use case>` per day;
    a backfill's event says so, and monitoring never turns a backfill into a retrain request.
 5. **marts** (dbt through Cosmos): `<use case>_predictions_latest`, `_predictions_history`,
-   `_score_summary`, `_model_performance_daily` (realized, from the label model), with tests. A run with the param
-   `build_marts: false` skips them (a long backfill rebuilds them on its last day only).
+   `_score_summary`, `_model_performance_daily` (realized, from the label model), with tests.
+   **choose_mart_days** picks the days they rebuild, like the features DAG's `choose_days`: the
+   scored days (and any day since the last marts build), or every day when the marts'
+   definitions changed or nothing was built yet. A run with the param
+   `build_marts: false` skips them (a long backfill builds them on its last day, from the first
+   day not built yet).
 6. **shadow** scores the `challenger` alias, when one exists, into `predictions.<use case>_shadow`
    (comparison only; nothing downstream reads it).
 
@@ -144,7 +148,23 @@ for use_case_name, use_case in USE_CASES.items():
             }
             return result
 
-        marts = dbt_task_group("marts", SETTINGS, select=[f"tag:scoring,tag:{use_case.dbt_tag}"])
+        @task
+        def choose_mart_days(name: str, scoring_plans: list[dict]) -> dict:
+            """Which days the marts rebuild: the days this run scored (and any not built since), or all."""
+            from datetime import date
+
+            from nightshift import features
+            from nightshift.usecase import use_case_of
+
+            settings = Settings.from_env()
+            scored = sorted(date.fromisoformat(p["scoring_date"]) for p in scoring_plans)
+            plan = features.days_to_build(settings, use_case_of(settings, name), scored[-1], scope="marts",
+                                          first_day=scored[0])
+            print(f"the marts rebuild {'every day' if plan.full else f'{plan.first} to {plan.last}'}: {plan.reason}")
+            return plan.to_xcom()
+
+        marts = dbt_task_group("marts", SETTINGS, select=[f"tag:scoring,tag:{use_case.dbt_tag}"],
+                               dbt_vars={"nightshift_days": "{{ ti.xcom_pull(task_ids='choose_mart_days')['dbt_days'] }}"})
 
         @task.short_circuit
         def marts_wanted(params: dict | None = None) -> bool:
@@ -152,11 +172,13 @@ for use_case_name, use_case in USE_CASES.items():
             return bool((params or {}).get("build_marts", True))
 
         @task
-        def publish_marts() -> list[str]:
-            """Make the marts queryable in the warehouse catalog."""
+        def publish_marts(mart_days: dict, run_id: str | None = None) -> list[str]:
+            """Record the marts build and make the marts queryable in the warehouse catalog."""
             from nightshift import features
 
-            return features.publish_dbt_tables(Settings.from_env())
+            settings = Settings.from_env()
+            features.record_build(settings, features.BuildPlan.from_xcom(mart_days), run_id)
+            return features.publish_dbt_tables(settings)
 
         @task(multiple_outputs=False)
         def shadow(name: str, scoring_plan: dict, dag_run=None) -> dict:  # noqa: ANN001
@@ -176,6 +198,7 @@ for use_case_name, use_case in USE_CASES.items():
         planned = plan(use_case_name, days_to_score(use_case_name))
         published = publish.expand(scoring_plan=planned)
         score_shard.expand_kwargs(shards(planned)) >> published
-        published >> marts_wanted() >> marts >> publish_marts()
+        mart_days = choose_mart_days(use_case_name, planned)
+        published >> marts_wanted() >> mart_days >> marts >> publish_marts(mart_days)
         published >> shadow.partial(name=use_case_name).expand(scoring_plan=planned)
         start_date_guard(f"score_{use_case_name}", [use_case_name])

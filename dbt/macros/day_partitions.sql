@@ -138,16 +138,17 @@
         {%- endcall %}
     {% endfor %}
 
-    {#- The layout before day partitions: one file for the whole table. A full build empties it. -#}
-    {% if days is none and run_query("select count(*) from glob('" ~ location ~ "/part.parquet')").columns[0].values()[0] > 0 %}
-        {% call statement('old_layout') -%}
+    {#- A full build writes an empty <location>/part.parquet: the table has a file (and a schema)
+        even with no day yet, and the one file of the layout before day partitions is emptied. -#}
+    {% if days is none %}
+        {% call statement('no_day') -%}
             copy (select * from {{ rows }} where false) to '{{ location }}/part.parquet' (format parquet, use_tmp_file true)
         {%- endcall %}
     {% endif %}
 
     {% call statement('main') -%}
         create or replace view {{ target_relation }} as
-        select * from read_parquet('{{ location }}/*/part.parquet', union_by_name = true, hive_partitioning = false)
+        select * from read_parquet('{{ location }}/**/part.parquet', union_by_name = true, hive_partitioning = false)
     {%- endcall %}
 
     {% call statement('drop_rows') -%}

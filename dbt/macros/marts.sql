@@ -8,18 +8,63 @@
     score, decile, band, model_name, model_version, feature_service, features_missing, airflow_run_id, scored_at
 {%- endmacro %}
 
-{% macro _predictions(use_case, keys) -%}
+{% macro _predictions(use_case, keys, where='true') -%}
     select
         {{ keys | join(', ') }},
         cast(scoring_date as date) as scoring_date,
         {{ _prediction_columns() }}
     from {{ source('predictions', use_case ~ '_daily') }}
+    where {{ where }}
+{%- endmacro %}
+
+
+{#- The marts by scoring day are day-partitioned (macros/day_partitions.sql): the score DAG's run
+    rebuilds the days it scored, not the whole history. -#}
+{% macro _by_scoring_day(restate_days=0) -%}
+    {{ config(materialized='day_partitions', partition_by='scoring_date', restate_days=restate_days) }}
 {%- endmacro %}
 
 {% macro predictions_latest(use_case, keys) -%}
 -- Tonight's answer: each entity's most recent score, one row per {{ keys | join(' x ') }}.
+{#- A run for some scoring days reads those days' scores and the previous answer, not the history:
+    an entity's latest row is the later of its previous latest row (outside the rebuilt days) and
+    its newest row in them. Only an entity whose previous latest row lies in the rebuilt days and
+    that is no longer scored on any of them (the day's population changed before it was scored
+    again) sends the run back to the history before those days, and only for that entity. -#}
+{%- set days = build_days() -%}
+{%- set key_match = [] -%}
+{%- for key in keys -%}{%- do key_match.append('candidates.' ~ key ~ ' = rebuilt.' ~ key) -%}{%- endfor -%}
+{%- set in_days = "scoring_date between cast('" ~ (days[0] if days else '') ~ "' as date) and cast('" ~ (days[1] if days else '') ~ "' as date)" -%}
+{%- set scored_in_days = "cast(" ~ in_days.replace("scoring_date between", "scoring_date as date) between", 1) -%}
+{%- set dropped = false -%}
+{%- if days is not none and execute -%}
+    {%- set matches = [] -%}
+    {%- for key in keys -%}{%- do matches.append('p.' ~ key ~ ' = previous.' ~ key) -%}{%- endfor -%}
+    {%- set probe -%}
+        select count(*) from {{ this }} as previous
+        where previous.{{ in_days }}
+          and not exists (select 1 from ({{ _predictions(use_case, keys, scored_in_days) }}) as p where {{ matches | join(' and ') }})
+    {%- endset -%}
+    {%- set dropped = run_query(probe).columns[0].values()[0] > 0 -%}
+{%- endif %}
 with predictions as (
+    {%- if days is none %}
     {{ _predictions(use_case, keys) }}
+    {%- else %}
+    {{ _predictions(use_case, keys, scored_in_days) }}
+    union all
+    select {{ keys | join(', ') }}, scoring_date, {{ _prediction_columns() }}
+    from {{ this }}
+    where not ({{ in_days }})
+    {%- if dropped %}
+    union all
+    -- entities whose latest score was on a rebuilt day that no longer scores them
+    select candidates.* from ({{ _predictions(use_case, keys, "cast(scoring_date as date) < cast('" ~ days[0] ~ "' as date)") }}) as candidates
+    inner join (
+        select {{ keys | join(', ') }} from {{ this }} as previous where previous.{{ in_days }}
+    ) as rebuilt on {{ key_match | join(' and ') }}
+    {%- endif %}
+    {%- endif %}
 ),
 
 ranked as (
@@ -39,19 +84,21 @@ select * from latest
 {%- endmacro %}
 
 {% macro predictions_history(use_case, keys) -%}
+{{ _by_scoring_day() }}
 -- Every published score with its lineage: one row per {{ keys | join(' x ') }} and scoring day.
 with predictions as (
-    {{ _predictions(use_case, keys) }}
+    {{ _predictions(use_case, keys, in_build_days('cast(scoring_date as date)')) }}
 )
 
 select * from predictions
 {%- endmacro %}
 
 {% macro score_summary(use_case, keys) -%}
+{{ _by_scoring_day() }}
 -- How scores are distributed each day: entities, mean, min and max score per decile (and band, where
 -- the use case has bands) and model version.
 with predictions as (
-    {{ _predictions(use_case, keys) }}
+    {{ _predictions(use_case, keys, in_build_days('cast(scoring_date as date)')) }}
 ),
 
 summary as (
@@ -72,17 +119,21 @@ summary as (
 select * from summary
 {%- endmacro %}
 
-{% macro model_performance_daily(use_case, keys, label_model, task) -%}
+{% macro model_performance_daily(use_case, keys, label_model, task, label_days) -%}
+{#- label_days: the label model's restate_days (horizon + lateness): a label of D can be decided
+    that many days after D, so a run rewrites the performance of that many days before its first. -#}
+{{ _by_scoring_day(label_days) }}
 -- Realized performance of each scoring day, once the label model has its labels: the scores of D
 -- joined to the labels of the same entities and D. label_coverage is the share of D's scores that
 -- have a label yet. Binary: AUC (Mann-Whitney, ties share their average rank), positive rate and
 -- precision in the top decile. Regression: RMSE, MAE and bias (mean of score - label).
 with predictions as (
-    {{ _predictions(use_case, keys) }}
+    {{ _predictions(use_case, keys, in_build_days('cast(scoring_date as date)', label_days)) }}
 ),
 
 labels as (
     select * from {{ ref(label_model) }}
+    where {{ in_build_days('as_of_date', label_days) }}
 ),
 
 scored as (

@@ -160,21 +160,20 @@ def test_skew_check_passes_when_online_equals_offline(world: World) -> None:
     assert (recorded["mismatches"] == 0).all()
 
 
-def feature_file(world: World, model: str) -> Path:
-    """The Parquet file a feature view reads in the embedded profile (dbt-duckdb's external table)."""
+def feature_file(world: World, model: str, day: date) -> Path:
+    """The Parquet file of ``day`` in the folder a feature view reads in the embedded profile."""
     store = features.feature_store(world.settings)
     view = next(v for v in store.list_feature_views() if v.tags.get("dbt_model") == model)
-    path = Path(view.batch_source.path)
-    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
-    assert len(files) == 1, f"expected one Parquet file for {model}, found {files}"
-    return files[0]
+    path = Path(view.batch_source.path) / f"feature_date={day}" / "part.parquet"
+    assert path.is_file(), f"expected the day file of {model} for {day}: {path}"
+    return path
 
 
 def test_changed_offline_rows_are_caught_then_rematerialized(world: World) -> None:
     """Three customers' ``sessions_7d`` change offline after materialization: the skew check fails on
     them, and Nightshift's own materialization of the day (not a direct write) repairs the online store."""
     skewed = customers_on(world, LAST)[:3]
-    path = feature_file(world, "customer_activity_daily")
+    path = feature_file(world, "customer_activity_daily", LAST)
     original = path.read_bytes()
     table = pd.read_parquet(path)
     changed = (pd.to_datetime(table["feature_date"]).dt.date == LAST) & table["customer_id"].isin(skewed)
@@ -316,7 +315,7 @@ def test_adding_a_feature_in_a_new_service_version_needs_no_python_change(
 
     # 1. the dbt model computes the new column
     model = dbt_project / "models" / "features" / "churn" / "customer_activity_daily.sql"
-    last_column = "        cast(feature_date - last_active_date as double precision) as days_since_last_activity\n"
+    last_column = "        ) as days_since_last_activity\n"
     text = model.read_text()
     assert last_column in text
     model.write_text(

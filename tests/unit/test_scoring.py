@@ -149,16 +149,17 @@ def test_shards_are_a_stable_partition_of_the_keys() -> None:
 def test_missing_features_are_counted_and_unscorable_entities_go_to_errors(world: World, champion: str) -> None:
     settings, warehouse = world.settings, world.warehouse
     tables = settings.warehouse_dir / "tables"
-    population_file = tables / "populations" / "churn_population" / "part.parquet"
+    population_file = tables / "populations" / "churn_population" / f"as_of_date={LAST}" / "part.parquet"
     population = pd.read_parquet(population_file)
     customers = population[population["as_of_date"] == pd.Timestamp(LAST).date()]
-    activity_file = tables / "features" / "customer_activity_daily" / "part.parquet"
-    activity = pd.read_parquet(activity_file)
+    activity_files = sorted((tables / "features" / "customer_activity_daily").glob("feature_date=*/part.parquet"))
+    activity = {path: pd.read_parquet(path) for path in activity_files}
     no_activity = customers_on(world, LAST)[:2]
     stranger = customers.head(1).assign(customer_id=999_999)  # in the day's population, unknown to every feature view
     try:
         pd.concat([population, stranger]).to_parquet(population_file, index=False)
-        activity[~activity["customer_id"].isin(no_activity)].to_parquet(activity_file, index=False)
+        for path, rows in activity.items():
+            rows[~rows["customer_id"].isin(no_activity)].to_parquet(path, index=False)
 
         result = scoring.score_day(settings, "churn", LAST)
 
@@ -171,7 +172,8 @@ def test_missing_features_are_counted_and_unscorable_entities_go_to_errors(world
         assert scores.drop(index=no_activity)["features_missing"].lt(12).all()
     finally:
         population.to_parquet(population_file, index=False)
-        activity.to_parquet(activity_file, index=False)
+        for path, rows in activity.items():
+            rows.to_parquet(path, index=False)
 
 
 def test_failed_write_leaves_the_previous_partition(world: World, champion: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,7 +42,8 @@ def _publish(env: dict[str, str], plan_fields: dict[str, Any], stop_at: str) -> 
 @pytest.fixture(scope="module")
 def with_an_unscorable_entity(world: World, champion: str) -> World:  # noqa: F811
     """The world with one entity in LAST's population that no feature view knows: it goes to the errors table."""
-    population_file = world.settings.warehouse_dir / "tables" / "populations" / "churn_population" / "part.parquet"
+    population_file = (world.settings.warehouse_dir / "tables" / "populations" / "churn_population"
+                       / f"as_of_date={LAST}" / "part.parquet")
     population = pd.read_parquet(population_file)
     stranger = population[population["as_of_date"] == pd.Timestamp(LAST).date()].head(1).assign(customer_id=UNSCORABLE)
     pd.concat([population, stranger]).to_parquet(population_file, index=False)

@@ -68,7 +68,8 @@ class RuntimeProfileMapping(BaseProfileMapping):
 
 
 def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None = None,
-                   exclude: list[str] | None = None, source_tests: bool = False) -> Any:
+                   exclude: list[str] | None = None, source_tests: bool = False,
+                   dbt_vars: dict[str, str] | None = None) -> Any:
     """A Cosmos ``DbtTaskGroup``: one ``dbt build`` task per model (it, then its tests), in the ``dbt`` pool.
 
     Args:
@@ -77,6 +78,8 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
         select / exclude: dbt selectors (``tag:scoring``) choosing the models of this group.
         source_tests: also render the selected sources that have tests (``source:monitoring``),
             each as a task running its tests.
+        dbt_vars: ``--vars`` of every task, rendered by Airflow when the task runs (they may pull
+            an XCom: the features DAG passes the days its plan builds).
     """
     from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import SourceRenderingBehavior, TestBehavior
@@ -107,5 +110,6 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
         ),
         # dbt-duckdb holds its file for the whole command: one dbt task at a time (pool `dbt`). One
         # quick retry covers a passing lock; a failing dbt test fails the same way again.
-        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
+        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20),
+                       **({"vars": dict(dbt_vars)} if dbt_vars else {})},
     )

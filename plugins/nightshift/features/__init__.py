@@ -3,7 +3,7 @@
 The public entry points of the stage; each lives in the module named beside it.
 """
 
-from nightshift.features.builds import BuildPlan, plan_build, record_build
+from nightshift.features.builds import BuildPlan, days_to_build, record_build
 from nightshift.features.dbt_project import (
     DBT_PROJECT,
     DbtFailed,
@@ -36,6 +36,6 @@ __all__ = [
     "DBT_PROJECT", "EVENT_TIMESTAMP", "FEATURE_REPO", "BuildPlan", "DbtFailed",
     "FeatureDataMissing", "MaterializeResult", "SkewDetected", "SkewReport", "apply_definitions",
     "check_features_ready", "check_skew", "external_tables", "feature_names", "features_build", "marts_build", "feature_store", "materialize",
-    "parse_definitions", "plan_build", "population_of", "record_build", "prepare_dbt_tables", "publish_dbt_tables", "features_event", "ready_days", "resolve_day", "run_dbt", "training_frame",
+    "parse_definitions", "days_to_build", "population_of", "record_build", "prepare_dbt_tables", "publish_dbt_tables", "features_event", "ready_days", "resolve_day", "run_dbt", "training_frame",
     "validate_schemas",
 ]

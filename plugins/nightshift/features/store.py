@@ -135,6 +135,22 @@ def _fresh_repo(repo_path: Path) -> Iterator[None]:
         sys.path.remove(str(repo_path))
 
 
+def _source_columns(store: FeatureStore, source: Any) -> set[str]:
+    """The column names of a feature view's source. A file source is read as the ASOF offline store
+    reads it (DuckDB, a table folder's day files), not by Feast's pyarrow dataset, which cannot
+    merge a day column that is both in the files and in their folder names."""
+    from feast import FileSource
+
+    if isinstance(source, FileSource):
+        import duckdb
+
+        from nightshift.features.offline import source_sql
+
+        with duckdb.connect() as con:
+            return {row[0] for row in con.execute(f"describe select * from {source_sql(source, store.config.repo_path)}").fetchall()}
+    return {name for name, _ in source.get_table_column_names_and_types(store.config)}
+
+
 def validate_schemas(store: FeatureStore, feature_views: Any) -> None:
     """Every declared field must be a column of its source.
 
@@ -144,7 +160,7 @@ def validate_schemas(store: FeatureStore, feature_views: Any) -> None:
     for fv in feature_views:
         source = fv.batch_source
         try:
-            columns = {name for name, _ in source.get_table_column_names_and_types(store.config)}
+            columns = _source_columns(store, source)
         except Exception as exc:  # noqa: BLE001 - Feast raises a different type per source kind
             raise FeatureDataMissing(
                 f"feature view {fv.name!r}: cannot read its source {source.name!r} ({_where(source)}): {exc}. "

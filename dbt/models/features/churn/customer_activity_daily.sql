@@ -25,8 +25,10 @@ daily_activity as (
         customer_id,
         batch_date as activity_date,
         sum(sessions) as sessions,
-        sum(minutes) as minutes,
-        sum(spend) as spend,
+        -- summed as decimals (exact to 9 places): a sum of doubles depends on the order of its
+        -- terms, and a run that builds one day must give the bits a full build gives
+        sum(cast(minutes as decimal(38, 9))) as minutes,
+        sum(cast(spend as decimal(38, 9))) as spend,
         sum(support_tickets) as support_tickets,
         sum(case when plan_change <> 'none' then 1 else 0 end) as plan_changes,
         1 as active

@@ -21,7 +21,9 @@ daily_sales as (
         product_id,
         batch_date as sales_date,
         sum(units) as units,
-        sum(units * unit_price) as revenue,
+        -- a decimal (exact to 9 places): a sum of doubles depends on the order of its terms, and a
+        -- run that builds one day must give the bits a full build gives
+        sum(units * cast(unit_price as decimal(38, 9))) as revenue,
         max(case when promo <> 'none' then 1 else 0 end) as promo
     from sales
     group by 1, 2, 3

@@ -1,3 +1,3 @@
-{{ config(location=warehouse_table_location('marts', 'churn_predictions_history')) }}
+{{ config(location=day_table_location('marts', 'churn_predictions_history')) }}
 
 {{ predictions_history('churn', ['customer_id']) }}

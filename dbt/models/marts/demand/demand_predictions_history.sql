@@ -1,3 +1,3 @@
-{{ config(location=warehouse_table_location('marts', 'demand_predictions_history')) }}
+{{ config(location=day_table_location('marts', 'demand_predictions_history')) }}
 
 {{ predictions_history('demand', ['store_id', 'product_id']) }}
