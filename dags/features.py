@@ -98,7 +98,7 @@ for use_case_name, use_case in USE_CASES.items():
 
         # the use case's models and their parents; its marts are the score DAG's
         dbt = dbt_task_group("dbt", SETTINGS, select=[f"+tag:{use_case.dbt_tag}"], exclude=["tag:scoring"],
-                             dbt_vars={"nightshift_days": "{{ ti.xcom_pull(task_ids='choose_days')['dbt_days'] }}"})
+                             env={"NIGHTSHIFT_DBT_DAYS": "{{ ti.xcom_pull(task_ids='choose_days')['dbt_days'] }}"})
 
         @task
         def feast_apply(name: str, plan: dict, run_id: str | None = None) -> list[str]:

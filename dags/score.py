@@ -164,7 +164,7 @@ for use_case_name, use_case in USE_CASES.items():
             return plan.to_xcom()
 
         marts = dbt_task_group("marts", SETTINGS, select=[f"tag:scoring,tag:{use_case.dbt_tag}"],
-                               dbt_vars={"nightshift_days": "{{ ti.xcom_pull(task_ids='choose_mart_days')['dbt_days'] }}"})
+                               env={"NIGHTSHIFT_DBT_DAYS": "{{ ti.xcom_pull(task_ids='choose_mart_days')['dbt_days'] }}"})
 
         @task.short_circuit
         def marts_wanted(params: dict | None = None) -> bool:

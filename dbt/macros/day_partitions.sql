@@ -1,8 +1,10 @@
 {#- Day-partitioned models: a nightly run rebuilds the days it is given, not the whole history.
 
-    The features DAG plans which days to build (nightshift.features.builds) and passes them as the
-    dbt var `nightshift_days`, "<first>:<last>" (ISO dates). Without it (the empty default) a run
-    builds every day: the full refresh, also what `dbt build` by hand does.
+    The features DAG plans which days to build (nightshift.features.builds) and passes them in the
+    environment variable NIGHTSHIFT_DBT_DAYS, "<first>:<last>" (ISO dates). Without it (or empty)
+    a run builds every day: the full refresh, also what `dbt build` by hand does. It is read only
+    when dbt executes, never while it parses: a new value each night then costs no full re-parse
+    of the project (a changed --vars would).
 
     A model opts in with `materialized='day_partitions'` and `partition_by='<date column>'`
     (dbt_project.yml sets both for features, populations and labels). The materialization writes
@@ -13,14 +15,17 @@
 
 
 {% macro build_days() -%}
-    {#- [first, last] as 'YYYY-MM-DD' strings, or none for a full build. -#}
-    {%- set text = (var('nightshift_days', '') or '') | string | trim -%}
+    {#- [first, last] as 'YYYY-MM-DD' strings, or none for a full build (and while dbt parses). -#}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set text = (env_var('NIGHTSHIFT_DBT_DAYS', '') or '') | string | trim -%}
     {%- if text in ('', 'None', 'full') -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set parts = text.split(':') -%}
     {%- if parts | length != 2 or parts[0] | length != 10 or parts[1] | length != 10 or parts[0] > parts[1] -%}
-        {{ exceptions.raise_compiler_error("var nightshift_days must be '<first>:<last>' (ISO dates, first <= last) or empty for a full build; got '" ~ text ~ "'") }}
+        {{ exceptions.raise_compiler_error("NIGHTSHIFT_DBT_DAYS must be '<first>:<last>' (ISO dates, first <= last) or empty for a full build; got '" ~ text ~ "'") }}
     {%- endif -%}
     {{ return(parts) }}
 {%- endmacro %}
@@ -91,7 +96,7 @@
     {%- set written = _restated_days(days, restate_days) -%}
     {%- set existing = load_cached_relation(this) -%}
     {%- if days is not none and existing is none -%}
-        {{ exceptions.raise_compiler_error("model " ~ this ~ " has not been built yet, so days " ~ days | join(':') ~ " cannot be added to it: build it whole first (no nightshift_days var, or the features DAG with full_refresh)") }}
+        {{ exceptions.raise_compiler_error("model " ~ this ~ " has not been built yet, so days " ~ days | join(':') ~ " cannot be added to it: build it whole first (NIGHTSHIFT_DBT_DAYS empty, or the features DAG with full_refresh)") }}
     {%- endif -%}
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set rows = '__nightshift_day_rows' -%}
@@ -177,7 +182,7 @@
 
     {% if days is none or existing is none %}
         {%- if days is not none -%}
-            {{ exceptions.raise_compiler_error("model " ~ this ~ " has not been built yet, so days " ~ days | join(':') ~ " cannot be added to it: build it whole first (no nightshift_days var, or the features DAG with full_refresh)") }}
+            {{ exceptions.raise_compiler_error("model " ~ this ~ " has not been built yet, so days " ~ days | join(':') ~ " cannot be added to it: build it whole first (NIGHTSHIFT_DBT_DAYS empty, or the features DAG with full_refresh)") }}
         {%- endif -%}
         {%- set intermediate = make_intermediate_relation(target_relation) -%}
         {%- set backup = make_backup_relation(target_relation, 'table') -%}

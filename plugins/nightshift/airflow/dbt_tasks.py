@@ -69,7 +69,7 @@ class RuntimeProfileMapping(BaseProfileMapping):
 
 def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None = None,
                    exclude: list[str] | None = None, source_tests: bool = False,
-                   dbt_vars: dict[str, str] | None = None) -> Any:
+                   env: dict[str, str] | None = None) -> Any:
     """A Cosmos ``DbtTaskGroup``: one ``dbt build`` task per model (it, then its tests), in the ``dbt`` pool.
 
     Args:
@@ -78,8 +78,9 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
         select / exclude: dbt selectors (``tag:scoring``) choosing the models of this group.
         source_tests: also render the selected sources that have tests (``source:monitoring``),
             each as a task running its tests.
-        dbt_vars: ``--vars`` of every task, rendered by Airflow when the task runs (they may pull
-            an XCom: the features DAG passes the days its plan builds).
+        env: more environment variables for every dbt process, rendered by Airflow when the task
+            runs (a value may pull an XCom: the features DAG passes the days it builds). Not
+            ``--vars``: a changed var makes dbt parse the whole project again in every task.
     """
     from cosmos import DbtTaskGroup, ExecutionConfig, InvocationMode, LoadMode, ProfileConfig, ProjectConfig, RenderConfig
     from cosmos.constants import SourceRenderingBehavior, TestBehavior
@@ -91,7 +92,7 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
             dbt_project_path=DBT_PROJECT,
             manifest_path=settings.dbt_manifest,
             install_dbt_deps=False,
-            env_vars=dict(DBT_TELEMETRY_OFF),
+            env_vars={**DBT_TELEMETRY_OFF, **(env or {})},
         ),
         profile_config=ProfileConfig(profile_name=PROFILE_NAME, target_name=target, profile_mapping=RuntimeProfileMapping(target)),
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
@@ -110,6 +111,5 @@ def dbt_task_group(group_id: str, settings: Settings, select: list[str] | None =
         ),
         # dbt-duckdb holds its file for the whole command: one dbt task at a time (pool `dbt`). One
         # quick retry covers a passing lock; a failing dbt test fails the same way again.
-        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20),
-                       **({"vars": dict(dbt_vars)} if dbt_vars else {})},
+        operator_args={"pool": "dbt", "install_deps": False, "retries": 1, "retry_delay": timedelta(seconds=20)},
     )

@@ -30,7 +30,6 @@ from typing import Any
 from nightshift.settings import Settings
 from nightshift.usecase import UseCase
 
-DBT_DAYS_VAR = "nightshift_days"
 #: The features DAG's models (tagged with the use case, not ``scoring``) and the score DAG's marts.
 SCOPES = ("features", "marts")
 
@@ -53,7 +52,7 @@ class BuildPlan:
 
     @property
     def dbt_days(self) -> str:
-        """The value of dbt var ``nightshift_days``: ``<first>:<last>``, or empty for every day."""
+        """The value of ``NIGHTSHIFT_DBT_DAYS`` for dbt: ``<first>:<last>``, or empty for every day."""
         return "" if self.first is None or self.last is None else f"{self.first.isoformat()}:{self.last.isoformat()}"
 
     @property

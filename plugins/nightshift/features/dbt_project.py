@@ -11,6 +11,8 @@ from pathlib import Path
 from nightshift.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT = PROJECT_ROOT / "dbt"
+#: The days a dbt run builds of the day-partitioned models (``<first>:<last>``; empty: every day).
+DBT_DAYS_ENV = "NIGHTSHIFT_DBT_DAYS"
 
 
 def features_build(use_case: str) -> list[str]:
@@ -74,16 +76,13 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     ``days`` (``<first>:<last>``, :attr:`BuildPlan.dbt_days`) builds only those days of the
     day-partitioned models; empty builds every day.
     """
-    import json
     import os
     import subprocess
     import sys
 
-    if days:
-        args = [*args, "--vars", json.dumps({"nightshift_days": days})]
-
     prepare_dbt_tables(settings, project_dir)
-    env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    env = {**os.environ, **settings.profile_variables(), "DO_NOT_TRACK": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+           DBT_DAYS_ENV: days}
     work = settings.home / "dbt" / project_dir.resolve().name
     command = [
         str(Path(sys.executable).parent / "dbt"), *args,
