@@ -276,6 +276,7 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from nightshift import features
@@ -362,9 +363,13 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
         typed = {
             k: v if isinstance(v, pa.Array) else pa.array(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
         }
-        path = tables / name / "part.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({**keys, **typed}), path, row_group_size=ROW_GROUP_ROWS)
+        table = pa.table({**keys, **typed})
+        for day in np.unique(feature_date):  # one file per day, as the day-partitioned dbt models write them
+            path = tables / name / f"feature_date={pd.Timestamp(day).date()}" / "part.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            on_day = pc.equal(table["feature_date"], pa.scalar(pd.Timestamp(day).date(), pa.date32()))
+            pq.write_table(table.filter(on_day), path,
+                           row_group_size=ROW_GROUP_ROWS)
 
     # the population (who was active on each day) and the label model's rows (the first cancellation
     # after D within 30 days), as dbt would build them

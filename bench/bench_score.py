@@ -490,14 +490,16 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
             "monthly_price": pa.array(price[who]),
             "tenure_days": pa.array(tenure),
         }))
+    # one file per day, as the day-partitioned dbt models write them
     tables = settings.warehouse_dir / "tables" / "features"
     rows = {}
     for name, parts in (("customer_activity_daily", activity_days), ("customer_profile_daily", profile_days)):
-        path = tables / name / "part.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.concat_tables(parts)
-        rows[name] = table.num_rows
-        pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS)
+        rows[name] = 0
+        for offset, table in enumerate(parts):
+            path = tables / name / f"feature_date={first_day + timedelta(days=offset)}" / "part.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows[name] += table.num_rows
+            pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS)
     del activity_days, profile_days
 
     # The population of the scoring day (everyone), and a small one of the day before for the warm-up.

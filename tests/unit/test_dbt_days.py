@@ -247,6 +247,24 @@ def mart_snapshot(settings: Settings, use_case: str) -> dict[str, pd.DataFrame]:
     return out
 
 
+def change_a_label(settings: Settings, use_case: str, as_of: date) -> None:
+    """One label of ``as_of`` changes, as when an outcome lands late (the label model's table, edited)."""
+    table = f"{use_case}_labels"
+    if settings.profile == "embedded":
+        path = settings.warehouse_dir / "tables" / "labels" / table / f"as_of_date={as_of}" / "part.parquet"
+        labels = pd.read_parquet(path)
+        labels.loc[labels.index[0], "label"] = 1 - labels["label"].iloc[0] if use_case == "churn" else labels["label"].iloc[0] + 5
+        labels.to_parquet(path, index=False)
+        return
+    import sqlalchemy
+
+    change = "1 - label" if use_case == "churn" else "label + 5"
+    with sqlalchemy.create_engine(settings.warehouse_uri).begin() as con:
+        con.execute(sqlalchemy.text(
+            f"update labels.{table} set label = {change} where ctid = "
+            f"(select ctid from labels.{table} where as_of_date = :day limit 1)"), {"day": as_of})
+
+
 def marts_night(settings: Settings, use_case: str, first: date, last: date) -> BuildPlan:
     """What the score DAG does after publishing ``first``..``last``: choose the days, build the marts, record."""
     plan = features.days_to_build(settings, use_case_of(settings, use_case), last, scope="marts", first_day=first)
@@ -277,17 +295,25 @@ def test_marts_rebuilt_by_scoring_day_end_as_a_full_build(history: tuple[Setting
     publish_scores(settings, use_case, scored[1], seed=42, drop=3)
     plan = marts_night(settings, use_case, scored[1], scored[1])
     assert (plan.first, plan.last) == (scored[1], LAST), plan.reason
+    # a label of the oldest day a night can still decide lands late, then the last day is scored again
+    before = mart_snapshot(settings, use_case)["model_performance_daily"]
+    change_a_label(settings, use_case, LAST - timedelta(days=label_days))
     # the last day scored again without three entities: their latest score is now the day before
     dropped = publish_scores(settings, use_case, LAST, seed=43, drop=3)
     assert (marts_night(settings, use_case, LAST, LAST).first, LAST) == (LAST, LAST)
-    nightly = mart_snapshot(settings, use_case)
-    earlier = nightly["predictions_latest"].merge(dropped, on=list(dropped.columns))
+    built = mart_snapshot(settings, use_case)
+    earlier = built["predictions_latest"].merge(dropped, on=list(dropped.columns))
     assert len(earlier) == 3 and (pd.to_datetime(earlier["scoring_date"]).dt.date < LAST).all(), earlier
-    assert len(nightly["model_performance_daily"]) > 0, "no labelled scoring day: the performance mart is untested"
+    performance = built["model_performance_daily"]
+    relabelled = pd.to_datetime(performance["scoring_date"]).dt.date == LAST - timedelta(days=label_days)
+    assert relabelled.any() and not performance[relabelled].reset_index(drop=True).equals(
+        before[pd.to_datetime(before["scoring_date"]).dt.date == LAST - timedelta(days=label_days)].reset_index(drop=True)
+    ), "the late label did not reach the performance mart"
+    assert len(built["model_performance_daily"]) > 0, "no labelled scoring day: the performance mart is untested"
 
     features.run_dbt(settings, features.marts_build(use_case))
     full = mart_snapshot(settings, use_case)
     for mart in MARTS:
         # averages over a day's scores: DuckDB may add a parallel aggregate's parts in any order
-        pd.testing.assert_frame_equal(nightly[mart][full[mart].columns], full[mart], check_dtype=False,
+        pd.testing.assert_frame_equal(built[mart][full[mart].columns], full[mart], check_dtype=False,
                                       rtol=1e-12, obj=mart)
