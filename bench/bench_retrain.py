@@ -364,10 +364,10 @@ def _generate(workdir: Path, customers: int, seed: int) -> None:
             k: v if isinstance(v, pa.Array) else pa.array(np.asarray(v, dtype=np.float64)) for k, v in columns.items()
         }
         table = pa.table({**keys, **typed})
-        for day in np.unique(feature_date):  # one file per day, as the day-partitioned dbt models write them
-            path = tables / name / f"feature_date={pd.Timestamp(day).date()}" / "part.parquet"
+        for file_day in np.unique(feature_date):  # one file per day, as the day-partitioned dbt models write them
+            path = tables / name / f"feature_date={pd.Timestamp(file_day).date()}" / "part.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            on_day = pc.equal(table["feature_date"], pa.scalar(pd.Timestamp(day).date(), pa.date32()))
+            on_day = pc.equal(table["feature_date"], pa.scalar(pd.Timestamp(file_day).date(), pa.date32()))
             pq.write_table(table.filter(on_day), path,
                            row_group_size=ROW_GROUP_ROWS)
 

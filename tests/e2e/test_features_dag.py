@@ -45,6 +45,23 @@ def test_features_run_builds_materializes_and_checks_skew(ingested: AirflowHarne
     assert online.set_index("customer_id").loc[some, "plan"].tolist() == expected.loc[some, "plan"].tolist()
 
 
+def test_a_second_run_for_the_day_builds_that_day_only(ingested: AirflowHarness) -> None:
+    """Through Cosmos the planned days reach dbt: the run rewrites D's files and no earlier day's."""
+    from nightshift.features.builds import last_build
+
+    settings = ingested.settings
+    folder = settings.warehouse_dir / "tables" / "features" / "customer_activity_daily"
+    before = {path: path.stat().st_mtime_ns for path in folder.glob("feature_date=*/part.parquet")}
+    assert len(before) == 3, sorted(before)
+
+    assert ingested.run("features_churn", DAY3) == {DAY3: "success"}, ingested.outputs[-1][-4000:]
+
+    build = last_build(settings, "churn")
+    assert not build["full_build"] and pd.Timestamp(build["first_day"]).date() == DAY3, build
+    rewritten = {path.parent.name for path, mtime in before.items() if path.stat().st_mtime_ns != mtime}
+    assert rewritten == {f"feature_date={DAY3}"}, rewritten
+
+
 def test_no_raw_data_for_the_day_fails_naming_the_ingest_dag(ingested: AirflowHarness) -> None:
     missing_day = START + timedelta(days=9)
     assert ingested.run("features_churn", missing_day) == {missing_day: "failed"}
