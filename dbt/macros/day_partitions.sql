@@ -151,9 +151,18 @@
         {%- endcall %}
     {% endif %}
 
+    {#- The view reads the day folders as hive partitions, so a filter on the day column (a test of
+        tonight's days, a model reading its parent's last 28 days) skips the other days' files
+        without opening them. Before the first day it reads the empty file. -#}
+    {%- set day_files = run_query("select count(*) from glob('" ~ location ~ "/" ~ partition_by ~ "=*/part.parquet')").columns[0].values()[0] -%}
     {% call statement('main') -%}
         create or replace view {{ target_relation }} as
-        select * from read_parquet('{{ location }}/**/part.parquet', union_by_name = true, hive_partitioning = false)
+        {% if day_files > 0 -%}
+        select * from read_parquet('{{ location }}/{{ partition_by }}=*/part.parquet', union_by_name = true,
+                                   hive_partitioning = true, hive_types = {'{{ partition_by }}': 'DATE'})
+        {%- else -%}
+        select * from read_parquet('{{ location }}/part.parquet')
+        {%- endif %}
     {%- endcall %}
 
     {% call statement('drop_rows') -%}
@@ -218,10 +227,12 @@
 
 
 {#- The data tests of a day-partitioned model check the days the run wrote (and no other: those
-    were checked when they were written), so a nightly run's tests cost the night too. This is
-    dbt's own get_where_subquery (every generic test wraps the model it tests with it), with the
-    run's days added to the test's `where`. A full build tests every day. It calls no other macro
-    of this project: a test resolves only the macros it names itself. -#}
+    were checked when they were written), so a nightly run's tests cost the night too; so do the
+    tests of a staging view, which names its landing day as `partition_by` (dbt_project.yml). A
+    `unique` test is left whole: a value must be unique across every day. This is dbt's own
+    get_where_subquery (every generic test wraps the model it tests with it), with the run's days
+    added to the test's `where`. A full build tests every day. It calls no other macro of this
+    project: a test resolves only the macros it names itself. -#}
 {% macro default__get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
     {%- set where = config.get('where', '') -%}
@@ -229,10 +240,11 @@
     {%- if execute -%}
         {%- set text = (env_var('NIGHTSHIFT_DBT_DAYS', '') or '') | string | trim -%}
         {%- set attached = model.get('attached_node') if model is mapping else none -%}
-        {%- if text not in ('', 'None', 'full') and attached and attached in graph.nodes -%}
+        {%- set kind = (model.get('test_metadata') or {}).get('name') if model is mapping else none -%}
+        {%- if text not in ('', 'None', 'full') and attached and attached in graph.nodes and kind != 'unique' -%}
             {%- set tested = graph.nodes[attached].config -%}
             {%- set days = text.split(':') -%}
-            {%- if tested.get('materialized') == 'day_partitions' and days | length == 2 -%}
+            {%- if tested.get('partition_by') and days | length == 2 -%}
                 {%- do conditions.append(tested.get('partition_by') ~ " between cast(cast('" ~ days[0] ~ "' as date) - interval '"
                     ~ (tested.get('restate_days', 0) | int) ~ " days' as date) and cast('" ~ days[1] ~ "' as date)") -%}
             {%- endif -%}
