@@ -216,6 +216,35 @@ def test_suite_declaring_an_unsupported_type_is_refused(tmp_path: Path) -> None:
         Suite.load(path)
 
 
+def test_the_cached_gx_context_judges_each_batch_alone_and_keeps_no_frame(activity: Suite) -> None:
+    """One GX context serves every batch of the process: a bad batch after a good one, and a good one
+    after it, are judged on their own rows, and no validated frame stays in memory."""
+    import gc
+    import weakref
+
+    import pandas as pd
+
+    from nightshift.ingest import validation
+
+    rules = [rule for rule in validation._split_rules(activity)[1] if rule.expectation_type not in validation.CROSS_ROW_RULES]
+    parameters = validation.suite_parameters(activity, DAY, NOW)
+
+    def typed(sessions: list[float]) -> pd.DataFrame:
+        text = pd.DataFrame([[str(v) for v in with_value(i + 1, "sessions", s)] for i, s in enumerate(sessions)], columns=HEADER)
+        return validation._coerce(activity, validation._with_declared_columns(activity, text))[0]
+
+    assert validation._run_row_rules(activity, rules, typed([3, 4]), parameters) == {}
+    assert validation._run_row_rules(activity, rules, typed([3, 999, 5]), parameters) == {
+        "expect_column_values_to_be_between(sessions)": [1]}
+    assert validation._run_row_rules(activity, rules, typed([7]), parameters) == {}
+    frame = typed([2, 3]).astype({"sessions": "float64", "customer_id": "float64", "support_tickets": "float64"})
+    kept = weakref.ref(frame)
+    assert validation._validate(activity.name, rules, frame, parameters).success
+    del frame
+    gc.collect()
+    assert kept() is None, "the cached GX engine still holds the last validated frame"
+
+
 def test_gx_hash_threshold_switch_still_exists() -> None:
     """validation._validate turns GX's frame hashing off through this module global."""
     from great_expectations.execution_engine import pandas_execution_engine
