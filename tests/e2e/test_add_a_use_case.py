@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.airflow.runs import airflow_environment, ensure_metadata_db
+from nightshift.airflow.runs import airflow_environment
 from nightshift.settings import PROJECT_ROOT
+from tests.conftest import copy_metadata_db
 
 pytestmark = pytest.mark.e2e
 START, DAYS = date(2026, 1, 1), 50
@@ -99,7 +100,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def env(repo: Path) -> dict[str, str]:
+def env(repo: Path, migrated_metadata_db: Path) -> dict[str, str]:
     """An Airflow + Nightshift environment that runs the copy's own code, DAGs and files."""
     home = repo.parent / "home"
     env = airflow_environment(home / "airflow")
@@ -115,7 +116,7 @@ def env(repo: Path) -> dict[str, str]:
     dbt = str(Path(sys.executable).parent / "dbt")
     subprocess.run([dbt, "parse", "--profiles-dir", ".", "--quiet"], cwd=repo / "dbt", check=True,
                    env={**env, "NIGHTSHIFT_WAREHOUSE_DIR": str(home / "state" / "warehouse")})
-    ensure_metadata_db(env)
+    copy_metadata_db(migrated_metadata_db, env)
     return env
 
 
