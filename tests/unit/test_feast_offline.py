@@ -123,6 +123,28 @@ def test_matches_stock_duckdb_store(parity: dict[str, Any], features: str | list
     assert_same_rows(ours, stock, SORT_BY)
 
 
+def test_a_source_unique_on_key_and_event_time_skips_the_created_tie_break_and_matches_stock(
+    parity: dict[str, Any], tmp_path: Path
+) -> None:
+    """Where no two rows share (key, event time), as in a daily model, the ASOF compares event times
+    alone; where late corrections share them, the created tie-break stays. Both match stock."""
+    unique = parity["activity"].drop_duplicates(["customer_id", "event_timestamp"])
+    assert len(unique) < len(parity["activity"]), "the parity history must hold ties for this test to mean anything"
+    activity_path = write_parquet(unique, tmp_path / "data" / "customer_activity.parquet")
+    profile_path = write_parquet(parity["profile"], tmp_path / "data" / "customer_profile.parquet")
+    asof = make_repo(tmp_path, "asof", activity_path, profile_path, ASOF_OFFLINE_STORE)
+    stock = make_repo(tmp_path, "stock", activity_path, profile_path, STOCK_DUCKDB_OFFLINE_STORE)
+
+    job = asof.store.get_historical_features(entity_df=parity["entities"].copy(),
+                                             features=asof.store.get_feature_service("churn_v1"))
+    assert_same_rows(job.to_df(), historical(stock, parity["entities"], "churn_v1"), SORT_BY)
+    assert "__tc" not in job.to_sql(), "a unique source still paid the (event, created) key"
+
+    tied = parity["asof"].store.get_historical_features(entity_df=parity["entities"].copy(),
+                                                        features=parity["asof"].store.get_feature_service("churn_v1"))
+    assert "__tc" in tied.to_sql(), "a source with ties on (key, event time) lost its created tie-break"
+
+
 def _one_time_spines(parity: dict[str, Any]) -> list[pd.DataFrame]:
     """Nightly-scoring spines: every customer (and five without history, and repeated rows) at one
     timestamp T; T exactly at feature rows (ties on the event time), exactly ``PROFILE_TTL`` after a

@@ -20,7 +20,9 @@ Semantics are Feast's, checked row for row against the stock stores by the tests
 Per feature view, the source is pre-filtered to ``[min entity ts - ttl, max entity ts]`` and
 joined with ``ASOF LEFT JOIN … ON keys AND key(entity_ts, +inf) >= key(fv_ts, created)``, where
 ``key`` packs the two timestamps into one HUGEINT (event time high, created time low): "latest
-event time, then latest created time" in one pass, cheaper to compare than a STRUCT. A spine whose
+event time, then latest created time" in one pass, cheaper to compare than a STRUCT. When no two
+rows of the window share (key, event time), as in a daily model, a hash aggregate proves it first
+and the ASOF compares the event times alone (128-bit keys cost more to sort). A spine whose
 rows share one timestamp (a nightly score) takes the latest row per key instead, with no ASOF
 join. Materialization's read (``pull_latest_from_table_or_query``: the latest row per key in a
 window) is a max aggregate on the same tie key, joined back; ``pull_all_from_table_or_query`` is
@@ -226,6 +228,21 @@ def _tie_key(event: str, created: Optional[str]) -> str:
             f"WHEN {event} = TIMESTAMPTZ 'infinity' THEN {_CREATED_OFFSET - 1}::HUGEINT "
             f"ELSE epoch_us({event})::HUGEINT END")
     return f"(({high}) * {_LOW_BITS}::HUGEINT + ({low}))"
+
+
+def _event_times_unique(con: duckdb.DuckDBPyConnection, plan: Dict[str, Any], ts_sql: str, window: List[str]) -> bool:
+    """Whether no two rows of the view's source inside ``window`` (SQL conditions) share their
+    entity key and event time: one hash aggregate over the key and timestamp columns.
+
+    A daily model's unique test guarantees it; this proves it for the rows a query reads, since a
+    source can hold late corrections of the same (key, event time) that only ``created`` orders.
+    """
+    keys = ", ".join(_q(k) for k, _ in plan["keys"])
+    duplicates = con.execute(
+        f"SELECT 1 FROM {plan['src_sql']} AS __src WHERE {' AND '.join(window)} "
+        f"GROUP BY {keys}, {ts_sql} HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
+    return not duplicates
 
 
 def _latest_per_key_cte(alias: str, keys: int, feats: int, created: bool) -> str:
@@ -539,6 +556,7 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 if p["ttl"] is not None and not pd.isna(min_ts):
                     lo = pd.Timestamp(min_ts) - pd.Timedelta(microseconds=p["ttl"])
                     where.append(f"{ts_raw} >= {_ts_literal(lo, naive)}")
+                window = list(where)  # the rows any entity row could match, before the key filter
                 if p["keys"]:
                     # Only the requested entities' rows: a chunk of the spine (a scoring chunk, one
                     # shard) then joins against its own rows, not against the whole window.
@@ -550,6 +568,11 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 sel += [f"{_q(k)} AS __k{j}" for j, (k, _) in enumerate(p["keys"])]
                 sel += [f"{_q(f)} AS __f{j}" for j, (f, _) in enumerate(p["feats"])]
                 created = f"CAST({_q(p['created'])} AS TIMESTAMPTZ)" if p["created"] else None
+                asof_path = not (one_time and p["keys"]) and not filter_by_created
+                if created and asof_path and p["keys"] and _event_times_unique(con, p, ts_raw, window):
+                    # No two rows of the window share (key, event time): the created tie-break
+                    # cannot decide any match, and the ASOF compares plain timestamps.
+                    created = None
                 if created:
                     sel.append(f"{created} AS __c")
                     # Tie-break inside the ASOF itself: one HUGEINT key, event time in the high 64 bits and
