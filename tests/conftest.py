@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import pytest
 
 from nightshift.airflow import runs
-from nightshift.airflow.sqlite import use_wal
 from nightshift.airflow.runs import airflow_environment, ensure_metadata_db, free_port
+from nightshift.airflow.sqlite import use_wal
 from nightshift.settings import PROJECT_ROOT, Settings
 
 

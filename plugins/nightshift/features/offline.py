@@ -568,8 +568,8 @@ class AsofDuckDBOfflineStore(OfflineStore):
                 sel += [f"{_q(k)} AS __k{j}" for j, (k, _) in enumerate(p["keys"])]
                 sel += [f"{_q(f)} AS __f{j}" for j, (f, _) in enumerate(p["feats"])]
                 created = f"CAST({_q(p['created'])} AS TIMESTAMPTZ)" if p["created"] else None
-                asof_path = not (one_time and p["keys"]) and not filter_by_created
-                if created and asof_path and p["keys"] and _event_times_unique(con, p, ts_raw, window):
+                if (created and p["keys"] and not one_time and not filter_by_created
+                        and _event_times_unique(con, p, ts_raw, window)):
                     # No two rows of the window share (key, event time): the created tie-break
                     # cannot decide any match, and the ASOF compares plain timestamps.
                     created = None

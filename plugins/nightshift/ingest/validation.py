@@ -30,6 +30,7 @@ This module never writes anything and never touches the landed files.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -864,24 +865,28 @@ def _quiet_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 
-#: One ephemeral GX context per process, with one whole-dataframe batch definition per suite.
-#: Making them costs GX three YAML dumps of its project config per call: a fifth of the time
-#: of validating a small batch, paid two or three times per batch.
+#: One ephemeral GX context per process (its pandas datasource below), with one whole-dataframe
+#: batch definition per suite. Making them costs GX three YAML dumps of its project config per
+#: call: a fifth of the time of validating a small batch, paid two or three times per batch.
 _GX_BATCH_DEFINITIONS: dict[str, Any] = {}
 _GX_LOCK = threading.Lock()
 
 
-def _batch_definition(suite_name: str) -> Any:
-    """The cached batch definition of ``suite_name``'s dataframe asset (call under ``_GX_LOCK``)."""
+@functools.cache
+def _gx_datasource() -> Any:
+    """The process's ephemeral GX context's pandas datasource."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    if not _GX_BATCH_DEFINITIONS:
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        _GX_BATCH_DEFINITIONS[""] = context.data_sources.add_pandas("landing")
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context.data_sources.add_pandas("landing")
+
+
+def _batch_definition(suite_name: str) -> Any:
+    """The cached batch definition of ``suite_name``'s dataframe asset (call under ``_GX_LOCK``)."""
     if suite_name not in _GX_BATCH_DEFINITIONS:
-        asset = _GX_BATCH_DEFINITIONS[""].add_dataframe_asset(suite_name)
+        asset = _gx_datasource().add_dataframe_asset(suite_name)
         _GX_BATCH_DEFINITIONS[suite_name] = asset.add_batch_definition_whole_dataframe("batch")
     return _GX_BATCH_DEFINITIONS[suite_name]
 
