@@ -41,11 +41,11 @@ demo: $(BIN)/.installed $(MANIFEST)
 	$(BIN)/python -m nightshift.demo
 
 test: $(BIN)/.installed $(MANIFEST)
-	$(BIN)/python -m pytest -m "not e2e" -q
-	$(BIN)/python -m pytest -m e2e -q
+	$(BIN)/python -m pytest -m "not e2e" -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m e2e -q -n 2 --dist loadfile
 
 test-fast: $(BIN)/.installed $(MANIFEST)
-	$(BIN)/python -m pytest -m "not e2e" -q
+	$(BIN)/python -m pytest -m "not e2e" -q -n 2 --dist loadfile
 
 airflow: $(BIN)/.installed $(MANIFEST)
 	@echo "Airflow UI on http://localhost:8080 (login details are printed by standalone below)"

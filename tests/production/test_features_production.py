@@ -4,6 +4,7 @@ online store, chunked materialization and the skew check. Same code as the embed
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from nightshift import features
 from tests.unit.test_features import LAST, World, build_world, customers_on, spine
 
 pytestmark = pytest.mark.production
-REDIS_DB = 13
+# Redis database 13 on the first (or only) test process, 14 on the second: two pytest-xdist
+# workers never empty each other's database.
+REDIS_DB = 13 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
 
 
 @pytest.fixture

@@ -228,6 +228,10 @@ def standalone(env: dict[str, str], log_path: Path, timeout: float = 300) -> Ite
         AIRFLOW__API__PORT=str(port),
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{port}/execution/",
         AIRFLOW__CORE__PARALLELISM="8",
+        # The scheduler's and the triggerer's log servers default to 8793 and 8794: two instances
+        # on one machine (two test processes) would fight over them.
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
     )
     log_file = log_path.open("a")
     server = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
