@@ -1,6 +1,6 @@
 """docker-compose.yml, the production profile, checked by parsing alone (no Docker needed).
 
-The file is read with PyYAML and its ``${VAR:-default}`` placeholders are resolved the way
+The file is read with PyYAML and its ``${VAR:-default}`` and ``${VAR:?error}`` placeholders are resolved the way
 ``docker compose`` resolves them, so the checks see what the containers would see: one image
 and CeleryExecutor for every Airflow component, every ``NIGHTSHIFT_*`` setting present and
 naming the production backends, databases and buckets that the init services really create,
@@ -23,7 +23,7 @@ from nightshift.settings import PROJECT_ROOT, Settings
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile"
-ENV_EXAMPLE = PROJECT_ROOT / "docker" / "env.example"
+ENV_EXAMPLE = PROJECT_ROOT / ".env.example"
 
 AIRFLOW_SERVICES = (
     "airflow-init",
@@ -41,6 +41,11 @@ AIRFLOW_COMMANDS = {
     "airflow-triggerer": ["airflow", "triggerer"],
     "airflow-worker": ["airflow", "celery", "worker"],
 }
+
+# The secrets compose refuses to start without (``${VAR:?…}``), and values that stand in for them here.
+REQUIRED_SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+                    "AIRFLOW_FERNET_KEY")
+SECRETS_SET = {name: f"set-in-env-{name.lower().replace('_', '-')}" for name in REQUIRED_SECRETS}
 
 # Host directories mounted into the containers that other work items are still adding (the Feast
 # repository and the dbt project). Docker creates a missing bind-mount source as an empty directory,
@@ -85,8 +90,9 @@ def load_raw() -> dict[str, Any]:
 
 
 def load(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compose file as Docker would run it with ``env`` as the shell/.env (default: none set)."""
-    return interpolate(load_raw(), env or {})
+    """The compose file as Docker would run it with ``env`` as the shell/.env (default: only the
+    required secrets set)."""
+    return interpolate(load_raw(), SECRETS_SET if env is None else env)
 
 
 def environment(service: Mapping[str, Any]) -> dict[str, str]:
@@ -204,17 +210,39 @@ def test_services_use_only_known_keys(compose: dict[str, Any]) -> None:
             assert isinstance(spec, dict) and "condition" in spec, f"{name} -> {dependency}: state a condition"
 
 
-def test_every_placeholder_has_a_default_and_is_documented() -> None:
-    """`docker compose up` must work without a .env, and docker/env.example lists what to set."""
+def test_secrets_are_required_and_every_other_variable_has_a_default() -> None:
+    """A secret has no default anywhere: compose refuses to start without it and names it."""
     found = placeholders()
-    assert found, "expected ${VAR:-default} placeholders for credentials"
-    without_default = sorted(name for name, op in found.items() if op not in (":-", "-"))
-    assert not without_default, f"placeholders without a ${{VAR:-default}}: {without_default}"
-    documented = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), flags=re.MULTILINE))
-    undocumented = sorted(set(found) - documented)
-    assert not undocumented, f"variables missing from {ENV_EXAMPLE.relative_to(PROJECT_ROOT)}: {undocumented}"
+    secret = {name for name in found if re.search(r"PASSWORD|SECRET|FERNET", name)}
+    assert secret == set(REQUIRED_SECRETS), f"secrets in the file: {sorted(secret)}"
+    for name, op in found.items():
+        expected = (":?",) if name in secret else (":-", "-")
+        assert op in expected, f"${{{name}}} uses {op!r}: {'secrets are required' if name in secret else 'give it a default'}"
+    for name in REQUIRED_SECRETS:
+        for env in ({k: v for k, v in SECRETS_SET.items() if k != name}, {**SECRETS_SET, name: ""}):
+            with pytest.raises(KeyError, match=f"{name} is required .*set {name} in .env, see .env.example"):
+                load(env)
+
+
+def test_env_example_lists_every_variable_with_the_secrets_left_empty() -> None:
+    """`.env.example` is the whole list; copied unchanged, compose still refuses to start."""
+    text = ENV_EXAMPLE.read_text()
+    listed = dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", text, flags=re.MULTILINE))
+    assert set(listed) == set(placeholders()), f"listed but unused: {sorted(set(listed) - set(placeholders()))}, " \
+        f"used but not listed: {sorted(set(placeholders()) - set(listed))}"
+    assert all(listed[name] == "" for name in REQUIRED_SECRETS), "a secret in .env.example must be empty"
+    with pytest.raises(KeyError, match="is required"):
+        load(listed)
     header = COMPOSE_FILE.read_text().split("\n\n", 1)[0]
-    assert "cp docker/env.example .env" in header, "the header comment should say to copy a .env for real secrets"
+    assert "cp .env.example .env" in header, "the header comment should say to copy .env.example to .env"
+
+
+def test_published_ports_bind_to_localhost_only(services: dict[str, Any]) -> None:
+    published = {name: service.get("ports") or [] for name, service in services.items()}
+    assert any(published.values())
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port!r} on every interface"
 
 
 def test_secrets_are_placeholders_not_literals() -> None:
@@ -224,7 +252,7 @@ def test_secrets_are_placeholders_not_literals() -> None:
         values = {**environment(service), **{f"command[{i}]": v for i, v in enumerate(service.get("command") or [])}}
         for key, value in values.items():
             if re.search(r"PASSWORD|SECRET|ACCESS_KEY|FERNET", key):
-                assert value.startswith("from-env-"), f"{name}: {key} is a literal, use a ${{VAR:-default}} placeholder"
+                assert value.startswith("from-env-"), f"{name}: {key} is a literal, use a ${{VAR:?…}} placeholder"
             if "://" in value and "@" in value:
                 password = urlsplit(value).password
                 assert password and password.startswith("from-env-"), f"{name}: {key} embeds a literal password"
@@ -305,9 +333,9 @@ def test_nightshift_settings_resolve_to_the_production_profile(services: dict[st
 
 def test_credentials_agree_between_services() -> None:
     """Whatever the .env says, clients use the credentials the servers were started with."""
-    custom = {"POSTGRES_USER": "pg-user", "POSTGRES_PASSWORD": "pg-pass", "MINIO_ROOT_USER": "s3-user",
+    custom = {**SECRETS_SET, "POSTGRES_USER": "pg-user", "POSTGRES_PASSWORD": "pg-pass", "MINIO_ROOT_USER": "s3-user",
               "MINIO_ROOT_PASSWORD": "s3-pass-123"}
-    for env in ({}, custom):
+    for env in (SECRETS_SET, custom):
         services = load(env)["services"]
         pg, minio = environment(services["postgres"]), environment(services["minio"])
         urls = [value for name in AIRFLOW_SERVICES for value in environment(services[name]).values()
@@ -423,23 +451,122 @@ def test_no_dependency_cycle(services: dict[str, Any]) -> None:
         visit(name, ())
 
 
-def test_backing_services_have_healthchecks(services: dict[str, Any]) -> None:
-    for name in ("postgres", "redis", "minio", "mlflow", *AIRFLOW_SERVICES[1:]):
-        assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+# Services that run once and exit: compose judges them by their exit status (dependents wait with
+# `service_completed_successfully`), so they have no health check. Every other service has one.
+ONE_SHOTS = ("minio-init", "airflow-init")
+# What the third-party images ship, for their commands and health checks (their images are not here).
+# (minio/minio's entrypoint is `minio`, so its command starts with the `server` subcommand.)
+IMAGE_TOOLS = {"postgres:16": {"pg_isready"}, "redis:7": {"redis-server", "redis-cli"},
+               "minio/minio": {"server", "mc"}, "minio/mc": {"/bin/sh"}}
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if name in ONE_SHOTS:
+            assert service.get("restart") == "no" and "healthcheck" not in service, name
+            waiting = {other for other, s in services.items() if name in depends_on(s)}
+            assert waiting and all(depends_on(services[o])[name] == "service_completed_successfully" for o in waiting)
+            continue
+        test = (service.get("healthcheck") or {}).get("test") or []
+        assert test[:1] in (["CMD"], ["CMD-SHELL"]) and len(test) > 1, f"{name} has no healthcheck"
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
+
+
+def argvs(service: Mapping[str, Any]) -> list[list[str]]:
+    """Every command line a service runs: its command (each step of a `bash -c a && b`) and its health check."""
+    import shlex
+
+    command = service.get("command") or []
+    lines = [command] if command else []
+    if command[:2] == ["bash", "-c"]:
+        lines = [shlex.split(step) for step in command[2].split("&&")]
+    test = (service.get("healthcheck") or {}).get("test") or []
+    if test[:1] == ["CMD"]:
+        lines.append(test[1:])
+    elif test[:1] == ["CMD-SHELL"]:
+        lines.append(shlex.split(test[1]))
+    return lines
+
+
+CHECK_AIRFLOW_ARGS = """
+import json, sys
+from airflow.cli.cli_parser import get_parser
+from airflow.providers.celery.executors.celery_executor import app
+for args in json.loads(sys.argv[1]):
+    get_parser().parse_args(args)  # exits 2, naming the argument, when Airflow has no such command or option
+print("parsed", len(json.loads(sys.argv[1])))
+"""
+
+
+def test_every_command_and_healthcheck_exists(services: dict[str, Any]) -> None:
+    """Each command line of the project image is parsed by the very CLI the lock installs (Airflow's own
+    parser with the Celery provider loaded, `mlflow`/`dbt`/`celery` --help); the third-party images run
+    only the tools they ship; each HTTP health check asks the port its server listens on."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    project_image = services["airflow-apiserver"]["image"]
+    airflow_args: list[list[str]] = []
+    helps: dict[tuple[str, ...], set[str]] = {}
+    for name, service in services.items():
+        for argv in argvs(service):
+            if service.get("image") != project_image:
+                image = service["image"]
+                tool = (service.get("entrypoint") or argv)[0]
+                assert tool in IMAGE_TOOLS[image], f"{name}: {image} ships no {tool!r}"
+            elif argv[0] == "airflow":
+                airflow_args.append(argv[1:])
+            elif argv[:2] == ["python", "-c"]:
+                compile(argv[2], f"{name} healthcheck", "exec")
+                port = re.search(r"http://localhost:(\d+)/", argv[2])
+                listens = {"airflow-apiserver": "8080", "airflow-scheduler": "8974"}.get(name) or \
+                    dict(zip(service["command"][2::2], service["command"][3::2]))["--port"]
+                assert port and port[1] == listens, f"{name}'s health check asks port {port and port[1]}, it listens on {listens}"
+            else:
+                subcommand = tuple(arg for arg in argv[:3] if not arg.startswith("-"))[:2]
+                if argv[0] == "celery":
+                    subcommand = ("celery", "inspect", "ping")
+                helps.setdefault(subcommand, set()).update(a.split("=")[0] for a in argv if a.startswith("-"))
+
+    home = tempfile.mkdtemp(prefix="compose-cli-")
+    env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+           "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:1/0"}
+    bin_dir = Path(sys.executable).parent
+    parsed = subprocess.run([sys.executable, "-c", CHECK_AIRFLOW_ARGS, json.dumps(airflow_args)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert parsed.returncode == 0, f"an airflow command line does not parse:\n{parsed.stderr[-2000:]}"
+    assert {"scheduler", "dag-processor", "triggerer", "api-server"} <= {a[0] for a in airflow_args}
+    assert ["celery", "worker"] in airflow_args and any(a[:2] == ["jobs", "check"] for a in airflow_args)
+    assert {("mlflow", "server"), ("dbt", "parse"), ("celery", "inspect", "ping")} <= set(helps), sorted(helps)
+    for subcommand, options in helps.items():
+        args = [str(bin_dir / subcommand[0]), *subcommand[1:], "--help"]
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{' '.join(subcommand)} does not exist:\n{out.stderr[-2000:]}"
+        missing = sorted(o for o in options if o not in out.stdout and o != "--app")
+        assert not missing, f"`{' '.join(subcommand)}` has no options {missing}"
 
 
 def test_dockerfile_installs_the_lock_then_the_project() -> None:
     assert DOCKERFILE.is_file(), "docker/Dockerfile is missing"
     lines = [line.strip() for line in DOCKERFILE.read_text().splitlines() if line.strip() and not line.startswith("#")]
     text = "\n".join(lines)
-    assert re.search(r"^FROM python:3\.11-slim\b", text, flags=re.MULTILINE)
-    lock = re.search(r"uv pip install --system .*-r requirements\.txt", text)
-    project = re.search(r"uv pip install --system --no-deps -e /opt/nightshift", text)
+    base = re.search(r"^FROM apache/airflow:(?P<airflow>[\d.]+)-python(?P<python>\d+\.\d+)$", text, flags=re.MULTILINE)
+    assert base, "the image is built FROM apache/airflow:<version>-python<version>"
+    lock_text = (PROJECT_ROOT / "requirements.txt").read_text()
+    locked = re.search(r"^apache-airflow==(\S+)$", lock_text, flags=re.MULTILINE)
+    compiled_for = re.search(r"--python-version (\d+\.\d+)", lock_text)
+    assert locked and base["airflow"] == locked[1], f"FROM apache/airflow:{base['airflow']}, the lock pins {locked and locked[1]}"
+    assert compiled_for and base["python"] == compiled_for[1], f"the image has Python {base['python']}, the lock is for {compiled_for and compiled_for[1]}"
+    lock = re.search(r'^RUN pip install "apache-airflow==\$\{AIRFLOW_VERSION\}" -r requirements\.txt$', text, flags=re.MULTILINE)
+    project = re.search(r"^RUN pip install --no-deps -e /opt/nightshift$", text, flags=re.MULTILINE)
     assert lock and project and lock.start() < project.start(), "install the lock, then the project without deps"
-    assert re.search(r"^COPY \. /opt/nightshift$", text, flags=re.MULTILINE)
+    assert re.search(r"^USER airflow$", text.split("\nRUN pip install")[0], flags=re.MULTILINE), "pip runs as the airflow user"
+    assert re.search(r"^COPY --chown=airflow:0 \. /opt/nightshift$", text, flags=re.MULTILINE)
     assert (PROJECT_ROOT / "requirements.txt").is_file()
 
     ignored = {line.strip() for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines()}
