@@ -309,14 +309,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(".ci/run starts both, then runs `make test`.")
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh Postgres database, created for the test and dropped after it."""
+@contextlib.contextmanager
+def postgres_database(prefix: str = "nightshift_test") -> Iterator[str]:
+    """A fresh Postgres database named ``<prefix>_<random>``, dropped (connections and all) on the way out."""
     import uuid
 
     import psycopg2
 
-    name = f"nightshift_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(PG_ADMIN)
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -327,3 +327,50 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f"drop database if exists {name} with (force)")
         admin.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh Postgres database, created for the test and dropped after it."""
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store: str, artifacts: str, log_path: Path, env: dict[str, str] | None = None,
+                  port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``mlflow server`` on ``backend_store`` (a Postgres URL) with its artifacts at ``artifacts`` (an
+    S3 URI, reached through ``env``'s AWS_* variables), on 127.0.0.1; yields its URL and process once
+    it answers ``/health``, and stops it (its process group, by PID) on the way out."""
+    import signal
+
+    import httpx
+
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = log_path.open("a")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_store,
+         "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=dict(os.environ if env is None else env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(f"the MLflow server on port {port}", healthy, bool, timeout=180, interval=1)
+        yield url, process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        log.close()

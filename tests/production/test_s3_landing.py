@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nightshift.demo.churn_data import DatagenSpec, write_landing
-from nightshift.ingest import ingest_batch
+from nightshift.ingest import batch_landed, ingest_batch
 from nightshift.landing import Landing
 from nightshift.settings import Settings
 from nightshift.usecase import SourceConfig
@@ -39,6 +39,29 @@ def test_ingest_reads_its_batch_from_s3(s3_bucket: str, tmp_path: Path) -> None:
     assert summary.batch_id.startswith("customers-2026-01-03-")
     runs = Warehouse.from_uri(settings.warehouse_uri).read(VALIDATION_RUNS)
     assert runs["files"].iloc[0] == f'["s3://{s3_bucket}/landing/customers/2026-01-03/customers_2026-01-03.csv"]'
+
+
+def test_a_missing_s3_object_for_d_is_waited_for_then_fails_naming_the_bucket_and_key(s3_bucket: str, tmp_path: Path) -> None:
+    """D-1 landed on S3, D did not: the nightly sensor waits until the source's deadline, then fails
+    naming the bucket and the key prefix it looked under; once the file lands, the next poke passes."""
+    from datetime import timedelta
+
+    from nightshift.ingest import BatchMissing, batch_deadline
+
+    settings = Settings.from_env({"NIGHTSHIFT_HOME": str(tmp_path), "NIGHTSHIFT_LANDING_URI": f"s3://{s3_bucket}/landing"})
+    write_landing(DatagenSpec(customers=20, start=DAY - timedelta(days=1), days=1, seed=2), settings.landing_uri)
+    source = SourceConfig("activity", "activity", wait_hours=6)
+    deadline = batch_deadline(source, DAY)
+    assert batch_landed(settings, source, DAY - timedelta(days=1), now=deadline) is True
+    assert batch_landed(settings, source, DAY, now=deadline - timedelta(minutes=1)) is False, "before the deadline it waits"
+    with pytest.raises(BatchMissing) as missing:
+        batch_landed(settings, source, DAY, now=deadline)
+    message = str(missing.value)
+    assert f"s3://{s3_bucket}/landing/activity/{DAY}/" in message and "by 2026-01-04 06:00 UTC" in message, message
+    assert "land the file there, then clear this task" in message, message
+
+    write_landing(DatagenSpec(customers=20, start=DAY, days=1, seed=2), settings.landing_uri)
+    assert batch_landed(settings, source, DAY, now=deadline) is True
 
 
 @pytest.mark.e2e

@@ -143,6 +143,28 @@ class AirflowApi:
                       json={"dag_run_id": run_id, "logical_date": logical(day), "conf": conf or {}})
         return run_id
 
+    def dag_ids(self) -> list[str]:
+        """Every DAG the DAG processor has registered."""
+        return [d["dag_id"] for d in self.call("GET", "/api/v2/dags", params={"limit": 1000}).json()["dags"]]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        """The state of one run."""
+        return str(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of one run (mapped ones one per index), as the API lists them:
+        ``task_id``, ``map_index``, ``state``, ``try_number``, ``hostname``, ``queue``…"""
+        answer = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        return list(answer.json()["task_instances"])
+
+    def wait_runs(self, what: str, runs: dict[str, str], timeout: float) -> dict[str, str]:
+        """Wait until each ``{dag_id: run_id}`` run is finished; returns ``{dag_id: state}``."""
+        def probe() -> dict[str, str]:
+            return {dag_id: self.run_state(dag_id, run_id) for dag_id, run_id in runs.items()}
+
+        return poll_until(what, probe, lambda seen: all(s in FINISHED for s in seen.values()),  # type: ignore[return-value]
+                          timeout, interval=5)
+
     def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
         """Clear one failed task of one run: the scheduler runs it again, as its next try."""
         self.call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances",
@@ -171,13 +193,15 @@ class AirflowApi:
 
 @dataclass
 class LocalAirflow:
-    """The API server, the DAG processor and the scheduler (LocalExecutor) as processes on ``env``'s
-    metadata DB; the scheduler can be restarted with other settings. ``stop`` kills every one."""
+    """The API server, the DAG processor and the scheduler as processes on ``env``'s metadata DB;
+    with ``executor="CeleryExecutor"``, also the triggerer and Celery workers (on the broker of
+    ``env``). The scheduler can be restarted with other settings. ``stop`` kills every one."""
 
     env: dict[str, str]
     log_dir: Path
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    executor: str = "LocalExecutor"
 
     def __post_init__(self) -> None:
         self.env = {
@@ -185,7 +209,10 @@ class LocalAirflow:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": f"http://localhost:{self.port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.port}/execution/",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            # the scheduler's log server (8793 by default) would clash with another Airflow on this machine
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.api = AirflowApi(f"http://localhost:{self.port}", Path(self.env["AIRFLOW_HOME"]))
@@ -245,6 +272,38 @@ class LocalAirflow:
 
         poll_until("the Airflow scheduler to heartbeat", self.health, fresh, timeout)
 
+    def start_triggerer(self) -> None:
+        """The triggerer (deferred tasks); it reports to the health endpoint once it heartbeats."""
+        self.start("triggerer", "triggerer")
+
+    def start_celery_worker(self, name: str, concurrency: int = 1) -> str:
+        """A Celery worker named ``name@<host>``, running ``concurrency`` tasks at a time; its tasks
+        record that name as their ``hostname`` (:mod:`nightshift.airflow.hostname`). Returns the name."""
+        import socket
+
+        hostname = f"{name}@{socket.getfqdn()}"
+        self.start(name, "celery", "worker", "--celery-hostname", hostname, "--concurrency", str(concurrency),
+                   AIRFLOW__CORE__HOSTNAME_CALLABLE="nightshift.airflow.hostname.worker_hostname",
+                   NIGHTSHIFT_WORKER_NAME=name,
+                   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()))
+        return hostname
+
+    def wait_for_celery_workers(self, hostnames: list[str], timeout: float = 180) -> None:
+        """Wait until every worker in ``hostnames`` answers a ping on the broker."""
+        from celery import Celery
+
+        app = Celery(broker=self.env["AIRFLOW__CELERY__BROKER_URL"])
+
+        def probe() -> list[str]:
+            self._alive()
+            return sorted(name for answer in app.control.ping(timeout=2) for name in answer)
+
+        try:
+            poll_until(f"Celery workers {hostnames} to answer a ping", probe, lambda seen: set(hostnames) <= set(seen),  # type: ignore[arg-type]
+                       timeout)
+        finally:
+            app.close()
+
     def stop_all(self) -> None:
         """Stop every process, the scheduler first (no new task starts while the others stop)."""
         for name in ["scheduler", *[n for n in list(self.processes) if n != "scheduler"]]:
@@ -252,9 +311,9 @@ class LocalAirflow:
 
 
 @contextlib.contextmanager
-def local_airflow(env: dict[str, str], log_dir: Path) -> Iterator[LocalAirflow]:
+def local_airflow(env: dict[str, str], log_dir: Path, executor: str = "LocalExecutor") -> Iterator[LocalAirflow]:
     """:class:`LocalAirflow` with its API server started; every process is stopped on the way out."""
-    airflow = LocalAirflow(env, log_dir)
+    airflow = LocalAirflow(env, log_dir, executor=executor)
     try:
         airflow.start_api_server()
         yield airflow

@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 SQLITE_LOCKED = "database is locked"
 
 
-def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment variables for an Airflow process on this repo's DAGs and a SQLite DB."""
+def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None,
+                        metadata_db: str | None = None) -> dict[str, str]:
+    """Environment variables for an Airflow process on this repo's DAGs and a SQLite DB in
+    ``airflow_home``, or the Postgres ``metadata_db`` (a SQLAlchemy URL) when given."""
     env = dict(os.environ if base is None else base)
     venv_bin = str(Path(sys.executable).parent)
     env.update(
@@ -59,6 +61,11 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None) 
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": sqlite.CONNECT_ARGS_PATH,
         }
     )
+    if metadata_db is not None:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_db
+        # sqlite3's busy timeout is no argument of psycopg2's connect
+        env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS")
+        env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC")
     return env
 
 
@@ -71,13 +78,20 @@ POOLS = {
 }
 
 
+#: The same pools on a Postgres metadata DB and warehouse (as docker-compose.yml's airflow-init sets them):
+#: Postgres takes parallel dbt commands.
+POSTGRES_POOLS = {**POOLS, "dbt": (4, "dbt commands")}
+
+
 def ensure_metadata_db(env: dict[str, str]) -> None:
-    """Create or upgrade Airflow's metadata DB (a no-op when it is current) in the WAL journal, and
-    Nightshift's pools."""
+    """Create or upgrade Airflow's metadata DB (a no-op when it is current), a SQLite one in the WAL
+    journal, and Nightshift's pools."""
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    sqlite.use_wal(Path(env["AIRFLOW_HOME"]) / "airflow.db")
-    for name, (slots, description) in POOLS.items():
+    on_sqlite = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite")
+    if on_sqlite:
+        sqlite.use_wal(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    for name, (slots, description) in (POOLS if on_sqlite else POSTGRES_POOLS).items():
         subprocess.run([airflow, "pools", "set", name, str(slots), description], env=env, check=True,
                        stdout=subprocess.DEVNULL)
 

@@ -247,7 +247,35 @@ def training_frame(settings: Settings, feature_service: str, spine: pd.DataFrame
     """
     store = feature_store(settings)
     service = store.get_feature_service(feature_service)
-    return store.get_historical_features(entity_df=spine, features=service).to_df()
+    if settings.profile == "embedded":  # Nightshift's ASOF store passes the spine through, in order
+        return store.get_historical_features(entity_df=spine, features=service).to_df()
+    return _through_uploaded_spine(store, service, spine)
+
+
+#: The row number that carries the spine's order through a store that uploads it as a table.
+SPINE_ROW = "nightshift_spine_row"
+
+
+def _through_uploaded_spine(store: Any, service: Any, spine: pd.DataFrame) -> pd.DataFrame:
+    """The point-in-time join on Feast's Postgres offline store, with the spine kept as it was.
+
+    That store uploads the entity frame as a table, which takes no ``date`` column (the label
+    date of a training spine: "Unsupported type: date32[day]"), and returns its rows in no
+    particular order. Only the entity keys, the event time and a row number go to it; the features
+    come back by that number, next to the spine's own columns, unchanged and in order.
+    """
+    import numpy as np
+    import pandas as pd
+
+    keys = sorted({column.name for projection in service.feature_view_projections
+                   for column in store.get_feature_view(projection.name).entity_columns})
+    sent = spine[[*keys, "event_timestamp"]].reset_index(drop=True).assign(**{SPINE_ROW: np.arange(len(spine))})
+    joined = store.get_historical_features(entity_df=sent, features=service).to_df()
+    if len(joined) != len(spine) or not joined[SPINE_ROW].is_unique:
+        raise RuntimeError(f"the offline store returned {len(joined)} rows for a spine of {len(spine)}: "
+                           "a point-in-time join gives one row per spine row")
+    found = joined.sort_values(SPINE_ROW).drop(columns=[SPINE_ROW, *keys, "event_timestamp"]).reset_index(drop=True)
+    return pd.concat([spine.reset_index(drop=True), found], axis=1)
 
 
 def feature_names(settings: Settings, feature_service: str) -> list[str]:

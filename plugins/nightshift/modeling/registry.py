@@ -160,24 +160,39 @@ def version_for_run(client: MlflowClient, model_name: str, run_id: str) -> Model
 
 
 def register(client: MlflowClient, model_name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-    """Register ``model_uri`` as a new version of ``model_name`` with ``tags`` (once per run)."""
+    """Register ``model_uri`` as a new version of ``model_name`` with ``tags`` (once per run).
+
+    A retry after a failure at any step (the server down before, or gone after the version was
+    created) finds the run's version and finishes it: one version per run, with all its tags.
+
+    Raises:
+        RegistryUnavailable: MLflow failed; names the tracking URI, the model and the run.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    existing = version_for_run(client, model_name, run_id)
-    if existing is not None:
-        return existing
     try:
-        client.get_registered_model(model_name)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        client.create_registered_model(model_name, description="Registered by Nightshift; `champion` is what scoring reads.")
-    version = mlflow.register_model(model_uri, model_name, tags={k: _tag(v) for k, v in tags.items()})
-    # register_model may return before the tags of a file-backed store are visible; set them again
-    for key, value in tags.items():
-        client.set_model_version_tag(model_name, version.version, key, _tag(value))
-    return client.get_model_version(model_name, version.version)
+        version = version_for_run(client, model_name, run_id)
+        if version is None:
+            try:
+                client.get_registered_model(model_name)
+            except MlflowException as exc:
+                if getattr(exc, "error_code", None) != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                client.create_registered_model(model_name, description="Registered by Nightshift; `champion` is what scoring reads.")
+            version = mlflow.register_model(model_uri, model_name, tags={k: _tag(v) for k, v in tags.items()})
+        # set again: register_model may return before a file-backed store shows its tags, and a
+        # retry may find a version whose tags were never written
+        for key, value in tags.items():
+            client.set_model_version_tag(model_name, version.version, key, _tag(value))
+        return client.get_model_version(model_name, version.version)
+    except Exception as exc:  # noqa: BLE001 - MLflow wraps transport errors in several types
+        raise RegistryUnavailable(
+            f"registering run {run_id} as a version of {model_name!r} failed at MLflow "
+            f"{_safe_uri(mlflow.get_registry_uri())}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}. "
+            "Check that the tracking server is up, then clear this task: the retry registers this run's "
+            "version once (a version it already made is reused)"
+        ) from exc
 
 
 @dataclass(frozen=True)
