@@ -12,8 +12,8 @@ the DAG processor, the API server, the triggerer, two Celery workers and an MLfl
 * S3 (moto's server mode over HTTP): the landing zone, Nightshift's artifacts and MLflow's artifacts,
   in two buckets made for this module.
 
-The history before day D is landed on S3 and ingested by the library; then, for D, each stage of
-the chain is triggered through Airflow's REST API with a JWT, for both use cases: every ingest DAG,
+The history before day D (churn: 120 days, demand: 50) is landed on S3 and ingested by the library;
+then, for D, each stage of the chain is triggered through Airflow's REST API with a JWT, for both use cases: every ingest DAG,
 then features, retrain, score and monitor. A stage's DAGs are unpaused only while it runs, so no
 Asset event starts the next stage early. The use-case files are the repo's, copied, with
 `scoring.shards: 4` (so that the mapped `score_shard` tasks can land on both workers) and demand's
@@ -41,8 +41,11 @@ from tests.production.conftest import s3_server  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.production("postgres", "redis")]
 
-DAY = date(2026, 4, 30)  # D: churn's 120th day, demand's 50th
-CHURN_DAYS, DEMAND_DAYS = 120, 50
+START = date(2026, 1, 1)
+#: Days of history per use case, D being the last: churn's purged splits need 120 days (two 30-day
+#: gaps, labels 32 days late); demand's, 50 (as in tests/e2e/test_add_a_use_case.py).
+HISTORY = {"churn": 120, "demand": 50}
+DAYS = {name: START + timedelta(days=days - 1) for name, days in HISTORY.items()}  # D of each use case
 #: Redis databases of this module: Feast's online store and the Celery broker.
 ONLINE_DB, BROKER_DB = 11, 12
 SHARDS = 4
@@ -155,7 +158,7 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: dict[str, st
 
 @pytest.fixture(scope="module")
 def history(production: Production) -> Production:
-    """Both use cases landed on S3 up to D, every day before D ingested by the library (Postgres)."""
+    """Both use cases landed on S3 up to their D, every day before D ingested by the library (Postgres)."""
     python(production.env, f"""
 from datetime import date, datetime, timedelta, timezone
 from nightshift.demo import churn_data, demand_data
@@ -163,14 +166,14 @@ from nightshift.ingest import configured_source, ingest_batch
 from nightshift.settings import Settings
 from nightshift.usecase import load_use_cases
 settings = Settings.from_env()
-day = date.fromisoformat("{DAY}")
-churn = churn_data.DatagenSpec(customers=400, start=day - timedelta(days={CHURN_DAYS - 1}), days={CHURN_DAYS}, seed=11)
-demand = demand_data.DemandSpec(start=day - timedelta(days={DEMAND_DAYS - 1}), days={DEMAND_DAYS}, seed=11)
+start = date.fromisoformat("{START}")
+churn = churn_data.DatagenSpec(customers=400, start=start, days={HISTORY["churn"]}, seed=11)
+demand = demand_data.DemandSpec(start=start, days={HISTORY["demand"]}, seed=11)
 churn_data.write_landing(churn, settings.landing_uri)
 demand_data.write_landing(demand, settings.landing_uri)
-now = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=6)
 use_cases = load_use_cases(settings.config_dir)
 for name, spec in (("churn", churn), ("demand", demand)):
+    now = datetime.combine(spec.start + timedelta(days=spec.days), datetime.min.time(), tzinfo=timezone.utc)
     for offset in range(spec.days - 1):
         for source in sorted(use_cases[name].sources):
             ingest_batch(settings, configured_source(settings, source), spec.start + timedelta(days=offset), now=now)
@@ -214,10 +217,11 @@ def failure_report(airflow: LocalAirflow, dag_id: str, run_id: str) -> str:
     return "\n".join(lines)
 
 
-def run_stage(airflow: LocalAirflow, what: str, dag_ids: list[str], timeout: float) -> dict[str, str]:
-    """Trigger ``dag_ids`` for D through the REST API, unpause them while they run, wait; every run must succeed."""
+def run_stage(airflow: LocalAirflow, what: str, dag_days: dict[str, date], timeout: float) -> dict[str, str]:
+    """Trigger each DAG for its day through the REST API, unpause them while they run, wait; every run must succeed."""
     api = airflow.api
-    runs = {dag_id: api.trigger(dag_id, DAY) for dag_id in dag_ids}
+    dag_ids = list(dag_days)
+    runs = {dag_id: api.trigger(dag_id, day) for dag_id, day in dag_days.items()}
     api.set_paused(dag_ids, False)
     try:
         states = api.wait_runs(what, runs, timeout)
@@ -233,14 +237,15 @@ def test_the_daily_chain_of_both_use_cases_runs_on_two_celery_workers(airflow: L
     from nightshift.settings import Settings
 
     settings = Settings.from_env(history.env)
-    use_cases = ["churn", "demand"]
-    ingest = ingest_dag_ids(settings.config_dir, use_cases)
+    use_cases = list(HISTORY)
+    ingest = {dag_id: DAYS[name] for name in use_cases for dag_id in ingest_dag_ids(settings.config_dir, [name])}
     every = [*ingest, *(f"{stage}_{name}" for stage in STAGES for name in use_cases)]
     poll_until("the DAG processor to register every DAG", airflow.api.dag_ids, lambda seen: set(every) <= set(seen), timeout=300)
 
     runs = run_stage(airflow, "the ingest runs for D", ingest, timeout=900)
     for stage in STAGES:
-        runs.update(run_stage(airflow, f"the {stage} runs for D", [f"{stage}_{name}" for name in use_cases], timeout=1500))
+        runs.update(run_stage(airflow, f"the {stage} runs for D", {f"{stage}_{name}": DAYS[name] for name in use_cases},
+                              timeout=1500))
 
     # the mapped shards ran on both workers (the hostname each task instance recorded)
     ran_on: dict[str, set[str]] = {}
@@ -262,9 +267,8 @@ from nightshift.settings import Settings
 from nightshift.warehouse import Warehouse, predictions_table
 settings = Settings.from_env()
 warehouse = Warehouse.from_uri(settings.warehouse_uri)
-day = date.fromisoformat("{DAY}")
-for name in ("churn", "demand"):
-    scored = warehouse.read(predictions_table(name), {{"scoring_date": day}})
+for name, day in {{"churn": "{DAYS['churn']}", "demand": "{DAYS['demand']}"}}.items():
+    scored = warehouse.read(predictions_table(name), {{"scoring_date": date.fromisoformat(day)}})
     client = MlflowClient(settings.mlflow_uri)
     champion = client.get_model_version_by_alias(name, "champion")
     drift = warehouse.read("monitoring.drift_daily")
