@@ -128,7 +128,9 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: dict[str, st
             s3.create_bucket(Bucket=bucket)
         mlflow_port = free_port()
         env = airflow_environment(root / "airflow", metadata_db=airflow_db.replace("postgresql://", "postgresql+psycopg2://"))
-        for key in [k for k in env if k.startswith("NIGHTSHIFT_")]:
+        # MLflow's set_tracking_uri/set_registry_uri write MLFLOW_* into this process's environment
+        # (another module in this process set them): the chain's processes must not inherit them
+        for key in [k for k in env if k.startswith(("NIGHTSHIFT_", "MLFLOW_"))]:
             env.pop(key)
         env.update(s3_server)
         env.update(
@@ -269,7 +271,7 @@ settings = Settings.from_env()
 warehouse = Warehouse.from_uri(settings.warehouse_uri)
 for name, day in {{"churn": "{DAYS['churn']}", "demand": "{DAYS['demand']}"}}.items():
     scored = warehouse.read(predictions_table(name), {{"scoring_date": date.fromisoformat(day)}})
-    client = MlflowClient(settings.mlflow_uri)
+    client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
     champion = client.get_model_version_by_alias(name, "champion")
     drift = warehouse.read("monitoring.drift_daily")
     print(name, len(scored), scored["score"].notna().all(), champion.version, len(drift[drift["use_case"] == name]) > 0)
