@@ -145,8 +145,6 @@ def airflow_harness(tmp_path_factory: pytest.TempPathFactory, migrated_metadata_
     home = tmp_path_factory.mktemp("e2e")
     env = airflow_environment(home / "airflow")
     env["NIGHTSHIFT_HOME"] = str(home / "state")
-    for key in [k for k in env if k.startswith("MLFLOW_")]:  # set in this process by an earlier module
-        env.pop(key)
     for key in ("NIGHTSHIFT_LANDING_URI", "NIGHTSHIFT_WAREHOUSE_URI", "NIGHTSHIFT_ARTIFACTS_URI", "NIGHTSHIFT_MLFLOW_URI"):
         env.pop(key, None)
     copy_metadata_db(migrated_metadata_db, env)

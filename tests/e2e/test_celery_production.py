@@ -128,9 +128,7 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: dict[str, st
             s3.create_bucket(Bucket=bucket)
         mlflow_port = free_port()
         env = airflow_environment(root / "airflow", metadata_db=airflow_db.replace("postgresql://", "postgresql+psycopg2://"))
-        # MLflow's set_tracking_uri/set_registry_uri write MLFLOW_* into this process's environment
-        # (another module in this process set them): the chain's processes must not inherit them
-        for key in [k for k in env if k.startswith(("NIGHTSHIFT_", "MLFLOW_"))]:
+        for key in [k for k in env if k.startswith("NIGHTSHIFT_")]:
             env.pop(key)
         env.update(s3_server)
         env.update(

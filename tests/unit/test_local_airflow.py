@@ -5,6 +5,7 @@ backfill or a trigger is never made twice. And the embedded metadata DB's lock s
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -93,3 +94,25 @@ def test_the_embedded_metadata_db_waits_for_its_lock_and_never_blocks_readers(tm
     from airflow._shared.module_loading import import_string
 
     assert import_string(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"])["timeout"] == 60
+
+
+def test_the_airflow_environment_inherits_no_mlflow_address_from_its_parent(tmp_path: Path) -> None:
+    """mlflow.set_registry_uri writes MLFLOW_REGISTRY_URI into the calling process: a child Airflow
+    process must still take MLflow's address from NIGHTSHIFT_MLFLOW_URI alone."""
+    import mlflow
+
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+        assert os.environ.get("MLFLOW_REGISTRY_URI"), "MLflow no longer writes the variable: drop this guard"
+        env = airflow_environment(tmp_path, base={**os.environ, "MLFLOW_TRACKING_URI": "http://elsewhere",
+                                                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"})
+        assert "MLFLOW_REGISTRY_URI" not in env and "MLFLOW_TRACKING_URI" not in env
+        assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30", "other MLflow settings pass through"
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        mlflow.set_registry_uri(None)

@@ -61,6 +61,11 @@ def airflow_environment(airflow_home: Path, base: dict[str, str] | None = None,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": sqlite.CONNECT_ARGS_PATH,
         }
     )
+    # Nightshift's processes take MLflow's address from NIGHTSHIFT_MLFLOW_URI. mlflow.set_tracking_uri
+    # and set_registry_uri write these two into the calling process's environment, so a parent that
+    # has used MLflow (a test process, a notebook) would otherwise point its children elsewhere.
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(key, None)
     if metadata_db is not None:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_db
         # sqlite3's busy timeout is no argument of psycopg2's connect
