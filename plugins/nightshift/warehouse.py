@@ -212,6 +212,11 @@ def _partition_values(partition: PartitionKey) -> list[tuple[str, str]]:
     return pairs
 
 
+def _partition_text(partition: PartitionKey) -> str:
+    """``k1=v1, k2=v2``: a partition key in a message."""
+    return ", ".join(f"{key}={value}" for key, value in _partition_values(partition))
+
+
 def _with_partition_columns(frame: pd.DataFrame, partition: PartitionKey) -> pd.DataFrame:
     """The frame with one constant column per partition key (typed even when empty)."""
     import pandas as pd
@@ -594,18 +599,23 @@ class PostgresWarehouse(Warehouse):
         try:
             return psycopg2.connect(self.uri.replace("postgresql+psycopg2://", "postgresql://"))
         except psycopg2.OperationalError as exc:
-            url = urlparse(self.uri)
-            where = f"{url.hostname}:{url.port or 5432}{url.path}"  # never the password
             raise WarehouseError(
-                f"cannot reach the Postgres warehouse at {where}: {' '.join(str(exc).split())}. "
+                f"cannot reach the Postgres warehouse at {self._where()}: {' '.join(str(exc).split())}. "
                 "Check NIGHTSHIFT_WAREHOUSE_URI "
                 "and that the server is up; the task will retry"
             ) from exc
+
+    def _where(self) -> str:
+        """``host:port/database`` of the warehouse, never the password."""
+        url = urlparse(self.uri)
+        return f"{url.hostname}:{url.port or 5432}{url.path}"
 
     def replace_partitions(self, writes: Sequence[PartitionWrite]) -> None:
         for write in writes:  # every name checked before the first statement
             _check_name(write.table)
             _partition_values(write.partition)
+        import psycopg2
+
         con = self._connect()
         try:
             with con, con.cursor() as cur:
@@ -615,6 +625,16 @@ class PostgresWarehouse(Warehouse):
                     where, values = _pg_where(write.partition)
                     cur.execute(f"delete from {write.table} where {where}", values)
                     self._copy(cur, write.table, frame)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:  # the server went away mid-write
+            what = "; ".join(f"{w.table} ({_partition_text(w.partition)})" for w in writes)
+            cause: BaseException = exc  # the rollback on a dead connection hides what the server said
+            while isinstance(cause.__context__, psycopg2.Error):
+                cause = cause.__context__
+            raise WarehouseError(
+                f"the Postgres warehouse at {self._where()} dropped the connection while replacing {what}: "
+                f"{' '.join(str(cause).split()).rstrip('.')}. The write was one transaction, so no partition was half "
+                "written. Once the server is up again the task's retry replaces them whole (or clear the task)"
+            ) from exc
         finally:
             con.close()
 
