@@ -69,7 +69,7 @@ lock: $(BIN)/.installed
 
 # Each benchmark prints ratios against a baseline measured in the same run (see README), and adds its
 # lines to one summary table printed at the end; the ingest memory case is a batch just under the suites' cap of 5M rows.
-BENCHMARKS := bench_parse bench_ingest bench_materialize bench_training_set bench_retrain bench_score bench_monitor bench_features_history
+BENCHMARKS := bench_parse bench_ingest bench_materialize bench_training_set bench_retrain bench_score bench_monitor bench_features_history bench_production
 BENCH_SUMMARY := $(STATE)/bench/summary.jsonl
 bench: $(BIN)/.installed $(MANIFEST)
 	mkdir -p $(STATE)/bench && rm -f $(BENCH_SUMMARY)

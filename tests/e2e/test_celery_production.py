@@ -22,6 +22,8 @@ weekly retrain cron off (unpaused, it would start a retrain as of this week's ti
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -145,6 +147,8 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: dict[str, st
             AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32),
             AIRFLOW__API__SECRET_KEY=secrets.token_urlsafe(32),
             AIRFLOW__CORE__FERNET_KEY=Fernet.generate_key().decode(),
+            # a task whose worker died is failed (and retried) after 60 s without a heartbeat, not 300
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="60",
         )
         with mlflow_server(mlflow_db, f"s3://{artifacts}/mlflow", root / "mlflow.log", env, port=mlflow_port) as (_, server):
             try:
@@ -232,20 +236,27 @@ def run_stage(airflow: LocalAirflow, what: str, dag_days: dict[str, date], timeo
     return runs
 
 
-def test_the_daily_chain_of_both_use_cases_runs_on_two_celery_workers(airflow: LocalAirflow, history: Production) -> None:
+@pytest.fixture(scope="module")
+def chain(airflow: LocalAirflow, history: Production) -> dict[str, str]:
+    """D's daily chain of both use cases, stage by stage through the REST API; ``{dag_id: run_id}``."""
     from nightshift.airflow.runs import ingest_dag_ids
     from nightshift.settings import Settings
 
     settings = Settings.from_env(history.env)
-    use_cases = list(HISTORY)
-    ingest = {dag_id: DAYS[name] for name in use_cases for dag_id in ingest_dag_ids(settings.config_dir, [name])}
-    every = [*ingest, *(f"{stage}_{name}" for stage in STAGES for name in use_cases)]
+    ingest = {dag_id: DAYS[name] for name in HISTORY for dag_id in ingest_dag_ids(settings.config_dir, [name])}
+    every = [*ingest, *(f"{stage}_{name}" for stage in STAGES for name in HISTORY)]
     poll_until("the DAG processor to register every DAG", airflow.api.dag_ids, lambda seen: set(every) <= set(seen), timeout=300)
 
     runs = run_stage(airflow, "the ingest runs for D", ingest, timeout=900)
     for stage in STAGES:
-        runs.update(run_stage(airflow, f"the {stage} runs for D", {f"{stage}_{name}": DAYS[name] for name in use_cases},
+        runs.update(run_stage(airflow, f"the {stage} runs for D", {f"{stage}_{name}": DAYS[name] for name in HISTORY},
                               timeout=1500))
+    return runs
+
+
+def test_the_daily_chain_of_both_use_cases_runs_on_two_celery_workers(
+        airflow: LocalAirflow, history: Production, chain: dict[str, str]) -> None:
+    use_cases, runs = list(HISTORY), chain
 
     # the mapped shards ran on both workers (the hostname each task instance recorded)
     ran_on: dict[str, set[str]] = {}
@@ -284,3 +295,83 @@ print("redis", redis.Redis.from_url(settings.redis_url).dbsize() > 0)
         assert int(rows) > 100 and complete == "True" and version == "1" and monitored == "True", lines[name]
     assert lines["s3"] == "True", "MLflow's artifacts are on S3"
     assert lines["redis"] == "True", "Feast's online store is on Redis"
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (from each process's parent in /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    return tree
+
+
+def alive(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def scores_of(warehouse, use_case: str, day: date):  # noqa: ANN001, ANN201 - a Warehouse; a DataFrame
+    """D's published predictions, by key, without the time they were written."""
+    from nightshift.warehouse import predictions_table
+
+    frame = warehouse.read(predictions_table(use_case), {"scoring_date": day})
+    return frame.drop(columns=["scored_at"]).sort_values("customer_id", ignore_index=True)
+
+
+def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_worker(
+        airflow: LocalAirflow, history: Production, chain: dict[str, str]) -> None:
+    """worker-1 dies (SIGKILL to it and every process it started) while it runs a shard of churn's
+    score run for D, cleared as a user would clear it. The scheduler fails the task after the heartbeat
+    timeout, the retry runs on worker-2, the run succeeds, and D's predictions equal the undisturbed run's."""
+    import signal
+
+    import pandas as pd
+
+    from nightshift.warehouse import Warehouse
+
+    api, dag_id, run_id, day = airflow.api, "score_churn", chain["score_churn"], DAYS["churn"]
+    warehouse = Warehouse.from_uri(history.env["NIGHTSHIFT_WAREHOUSE_URI"])
+    undisturbed = scores_of(warehouse, "churn", day)
+    victim, survivor = WORKERS
+
+    def running_on_victim() -> dict | None:
+        shards = [ti for ti in api.task_instances(dag_id, run_id) if ti["task_id"] == "score_shard"]
+        assert not shards or not all(ti["state"] == "success" and ti["try_number"] > 1 for ti in shards), \
+            f"every shard finished before one ran on {victim}: {shards}"
+        return next((ti for ti in shards if ti["state"] == "running" and ti["try_number"] > 1
+                     and (ti["hostname"] or "").startswith(f"{victim}@")), None)
+
+    api.clear_tasks(dag_id, run_id, ["score_shard", "publish"])
+    api.set_paused([dag_id], False)
+    try:
+        shard = poll_until(f"a score_shard of the cleared run to run on {victim}", running_on_victim,
+                           lambda ti: ti is not None, timeout=600, interval=0.2)
+        worker = airflow.processes.pop(victim)
+        killed = process_tree(worker.pid)
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        print(f"killed {victim} ({len(killed)} processes) while it ran score_shard[{shard['map_index']}], try {shard['try_number']}")
+        states = api.wait_runs(f"the cleared {dag_id} run to finish without {victim}", {dag_id: run_id}, timeout=900)
+    finally:
+        api.set_paused([dag_id], True)
+    assert states[dag_id] == "success", failure_report(airflow, dag_id, run_id)
+
+    retried = next(ti for ti in api.task_instances(dag_id, run_id)
+                   if ti["task_id"] == "score_shard" and ti["map_index"] == shard["map_index"])
+    print("the killed shard:", {k: retried[k] for k in ("map_index", "state", "try_number", "hostname")})
+    assert retried["state"] == "success" and retried["try_number"] == shard["try_number"] + 1, retried
+    assert retried["hostname"].startswith(f"{survivor}@"), f"retried on {retried['hostname']}, not on {survivor}"
+    assert not [pid for pid in killed if alive(pid)], "a killed process lives on"
+    pd.testing.assert_frame_equal(scores_of(warehouse, "churn", day), undisturbed)

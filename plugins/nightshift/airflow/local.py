@@ -167,8 +167,12 @@ class AirflowApi:
 
     def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
         """Clear one failed task of one run: the scheduler runs it again, as its next try."""
+        self.clear_tasks(dag_id, run_id, [task_id], only_failed=True)
+
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], only_failed: bool = False) -> None:
+        """Clear ``task_ids`` of one run (every map index), as the UI's Clear does; the run is queued again."""
         self.call("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances",
-                  json={"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False, "only_failed": True,
+                  json={"dag_run_id": run_id, "task_ids": task_ids, "dry_run": False, "only_failed": only_failed,
                         "reset_dag_runs": True})
 
     def wait(self, what: str, dag_ids: list[str], count: int, timeout: float) -> list[DagRun]:
