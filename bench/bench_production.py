@@ -846,7 +846,7 @@ def _report_b(args: argparse.Namespace, meta: dict[str, Any], runs: dict[int, An
     ]
     record(BENCH, f"sharded scoring, 2 / 1 Celery workers, throughput over the shards, {entities / 1e6:g}M entities, "
                   f"{args.shards} shards, {cores} cores", f"{speedup:.2f}x", "-", None)
-    record(BENCH, f"sharded scoring throughput, 1 and 2 workers (entities/s, first shard start to publish end)",
+    record(BENCH, "sharded scoring throughput, 1 and 2 workers (entities/s, first shard start to publish end)",
            f"{entities / one['publish_span']:,.0f} / {entities / two['publish_span']:,.0f}", "-", None)
     record(BENCH, "sharded runs publish the population and identical scores", "yes" if rows_ok and identical else "NO",
            "yes", rows_ok and identical)
