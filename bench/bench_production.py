@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         _generate_b(args)
         return 0
 
+    _require_services()
     started = time.perf_counter()
     ok = True
     with work_directory("nightshift-bench-production-", args.keep) as workdir:
@@ -157,6 +158,24 @@ def main(argv: list[str] | None = None) -> int:
             ok &= _part_b(args, workdir)
     print(f"\nbench_production wall time: {time.perf_counter() - started:.0f} s")
     return 0 if ok else 1
+
+
+def _require_services() -> None:
+    """Exit with what to start when Postgres or Redis does not answer."""
+    import psycopg2
+    import redis
+
+    try:
+        psycopg2.connect(PG_ADMIN, connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        raise SystemExit(f"bench_production needs Postgres at {urlparse(PG_ADMIN).hostname}:{urlparse(PG_ADMIN).port}"
+                         f" ({' '.join(str(exc).split())}): start it (`.ci/run` shows how) or set "
+                         "NIGHTSHIFT_TEST_POSTGRES_URL") from exc
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        raise SystemExit(f"bench_production needs Redis at 127.0.0.1:6379 ({exc}): start it, e.g. "
+                         "`redis-server --daemonize yes --bind 127.0.0.1 --port 6379`") from exc
 
 
 @contextlib.contextmanager
@@ -178,6 +197,7 @@ def postgres_database(prefix: str) -> Iterator[str]:
 
 
 def redis_flush(*databases: int) -> None:
+    """Empty each Redis database of ``databases`` on 127.0.0.1:6379."""
     import redis
 
     for db in databases:
@@ -731,7 +751,7 @@ def _end_run(api: Any, dag_id: str, run_id: str) -> None:
     """Mark a run that is not ours failed (its unfinished tasks stop) and delete it."""
     api.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     api.call("DELETE", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", ok=(200, 204, 404, 409))
-    print(f"ended the scheduler's own run {run_id} (not measured)", flush=True)
+    print(f"ended run {run_id}: not this benchmark's (not measured)", flush=True)
 
 
 def _epoch(text: str) -> float:

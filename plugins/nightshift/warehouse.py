@@ -611,11 +611,11 @@ class PostgresWarehouse(Warehouse):
         return f"{url.hostname}:{url.port or 5432}{url.path}"
 
     def replace_partitions(self, writes: Sequence[PartitionWrite]) -> None:
+        import psycopg2
+
         for write in writes:  # every name checked before the first statement
             _check_name(write.table)
             _partition_values(write.partition)
-        import psycopg2
-
         con = self._connect()
         try:
             with con, con.cursor() as cur:
@@ -625,15 +625,18 @@ class PostgresWarehouse(Warehouse):
                     where, values = _pg_where(write.partition)
                     cur.execute(f"delete from {write.table} where {where}", values)
                     self._copy(cur, write.table, frame)
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:  # the server went away mid-write
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if not con.closed:  # a live connection's error (a deadlock, a timeout, a full disk) is reported as it is
+                raise
             what = "; ".join(f"{w.table} ({_partition_text(w.partition)})" for w in writes)
             cause: BaseException = exc  # the rollback on a dead connection hides what the server said
             while isinstance(cause.__context__, psycopg2.Error):
                 cause = cause.__context__
             raise WarehouseError(
                 f"the Postgres warehouse at {self._where()} dropped the connection while replacing {what}: "
-                f"{' '.join(str(cause).split()).rstrip('.')}. The write was one transaction, so no partition was half "
-                "written. Once the server is up again the task's retry replaces them whole (or clear the task)"
+                f"{' '.join(str(cause).split()).rstrip('.')}. The write was one transaction: all of it or none of it "
+                "was applied, never part of a partition. Once the server is up again the task's retry replaces them "
+                "whole (or clear the task)"
             ) from exc
         finally:
             con.close()

@@ -337,7 +337,7 @@ def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_work
 
     import pandas as pd
 
-    from nightshift.warehouse import Warehouse
+    from nightshift.warehouse import Warehouse, predictions_table
 
     api, dag_id, run_id, day = airflow.api, "score_churn", chain["score_churn"], DAYS["churn"]
     warehouse = Warehouse.from_uri(history.env["NIGHTSHIFT_WAREHOUSE_URI"])
@@ -351,6 +351,7 @@ def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_work
         return next((ti for ti in shards if ti["state"] == "running" and ti["try_number"] > 1
                      and (ti["hostname"] or "").startswith(f"{victim}@")), None)
 
+    cleared_at = pd.Timestamp.now(tz="UTC").tz_localize(None)  # scored_at is naive UTC
     api.clear_tasks(dag_id, run_id, ["score_shard", "publish"])
     api.set_paused([dag_id], False)
     try:
@@ -358,6 +359,8 @@ def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_work
                            lambda ti: ti is not None, timeout=600, interval=0.2)
         worker = airflow.processes.pop(victim)
         killed = process_tree(worker.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)  # its group first: nothing forked meanwhile escapes
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -374,4 +377,6 @@ def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_work
     assert retried["state"] == "success" and retried["try_number"] == shard["try_number"] + 1, retried
     assert retried["hostname"].startswith(f"{survivor}@"), f"retried on {retried['hostname']}, not on {survivor}"
     assert not [pid for pid in killed if alive(pid)], "a killed process lives on"
+    published = warehouse.read(predictions_table("churn"), {"scoring_date": day})
+    assert (pd.to_datetime(published["scored_at"]) > cleared_at).all(), "the cleared run published D again"
     pd.testing.assert_frame_equal(scores_of(warehouse, "churn", day), undisturbed)

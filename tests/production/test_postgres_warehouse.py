@@ -159,3 +159,23 @@ def test_a_write_does_not_lock_out_readers_of_the_table(postgres_url: str, monke
         analyst.rollback()
         analyst.close()
     assert len(warehouse.read("meta.busy")) == 2
+
+
+def test_an_error_on_a_live_connection_is_raised_as_it_is_not_as_a_lost_server(postgres_url: str) -> None:
+    """A lock timeout (or a deadlock, a statement timeout) is psycopg2's ``OperationalError`` too, on a
+    connection that is still up: it must not be reported as the server going away."""
+    import psycopg2
+    import psycopg2.errors
+
+    key = {"batch_date": DAY}
+    frame = pd.DataFrame({"x": pd.array([1], dtype="Int64")})
+    Warehouse.from_uri(postgres_url).replace_partitions([PartitionWrite("raw.a", key, frame)])
+    locker = psycopg2.connect(postgres_url)
+    locker.cursor().execute("lock table raw.a in access exclusive mode")
+    impatient = Warehouse.from_uri(f"{postgres_url}?options=-c%20lock_timeout%3D200")
+    try:
+        with pytest.raises(psycopg2.errors.LockNotAvailable):
+            impatient.replace_partitions([PartitionWrite("raw.a", key, frame)])
+    finally:
+        locker.close()
+    assert Warehouse.from_uri(postgres_url).read("raw.a")["x"].tolist() == [1]

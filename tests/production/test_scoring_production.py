@@ -75,7 +75,8 @@ def test_a_postgres_restart_mid_publish_fails_the_task_clearly_and_the_retry_rep
     assert len(failure) == 1 and isinstance(failure[0], WarehouseError), failure
     message = str(failure[0])
     print(message)
-    assert f"127.0.0.1:5432/{database}" in message, "names the warehouse"
+    server = urlparse(settings.warehouse_uri)
+    assert f"{server.hostname}:{server.port or 5432}/{database}" in message, "names the warehouse"
     assert f"{predictions_table('churn')} (scoring_date={LAST})" in message, "names the partition"
     assert re.search("terminating connection|server closed the connection", message), "says what happened"
     assert "retry" in message, "says what happens next"
