@@ -364,7 +364,7 @@ def test_a_celery_worker_killed_mid_task_has_its_shard_retried_on_the_other_work
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        worker.wait(timeout=30)
+        assert worker.wait(timeout=30) == -signal.SIGKILL, f"{victim} was not killed"
         print(f"killed {victim} ({len(killed)} processes) while it ran score_shard[{shard['map_index']}], try {shard['try_number']}")
         states = api.wait_runs(f"the cleared {dag_id} run to finish without {victim}", {dag_id: run_id}, timeout=900)
     finally:

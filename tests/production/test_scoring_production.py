@@ -67,10 +67,10 @@ def test_a_postgres_restart_mid_publish_fails_the_task_clearly_and_the_retry_rep
                         "where datname = %s and pid <> pg_backend_pid()", [database])
             print("sessions terminated:", cur.fetchone()[0])
         task.join(timeout=120)
+        assert not task.is_alive(), "the interrupted publish did not return"
     finally:
         admin.close()
         locker.close()
-    assert not task.is_alive(), "the interrupted publish did not return"
 
     assert len(failure) == 1 and isinstance(failure[0], WarehouseError), failure
     message = str(failure[0])
