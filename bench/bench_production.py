@@ -91,6 +91,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from _harness import _busy_cpu_seconds, record
+from bench_score import LEAVES, TREES
 from _harness import (
     TimeTable, add_stage_arguments, add_times, home_env, load_note, max_rss_mb, phase, run_stage, timed,
     work_directory,
@@ -105,9 +106,8 @@ CHAMPION_LAG_DAYS = 7
 # Part B: a fixed scoring day after the use case's start_date (2026-01-01): a run before it fails by design.
 DAY_B = date(2026, 3, 31)
 TRAIN_ROWS_B = 20_000
-TREES, LEAVES = 200, 15
-NO_ACTIVITY_RATE = 0.002
-UNKNOWN_RATE = 0.0005
+# Part B's feature tables, in the order bench_score.feature_rows returns a day's rows.
+TABLES_B = {"activity": "features.customer_activity_daily", "profile": "features.customer_profile_daily"}
 # Redis databases: part A's online store, part B's online store, part B's Celery broker.
 REDIS_A, REDIS_B, BROKER_B = 9, 10, 8
 PG_ADMIN = os.environ.get("NIGHTSHIFT_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -878,16 +878,11 @@ def _report_b(args: argparse.Namespace, meta: dict[str, Any], runs: dict[int, An
 
 def _generate_b(args: argparse.Namespace) -> None:
     """Feature tables, population, Feast definitions and a champion, written into the Postgres warehouse."""
-    import lightgbm as lgb
-    import mlflow
-    import mlflow.lightgbm
     import numpy as np
     import pandas as pd
 
-    from bench_score import CHANNELS, PLANS, REGIONS
-    from nightshift import days as day_bounds
+    from bench_score import customers_of, feature_rows, register_champion
     from nightshift import features
-    from nightshift.modeling import inputs, registry
     from nightshift.settings import Settings
     from nightshift.usecase import use_case_of
     from nightshift.warehouse import PartitionWrite, Warehouse
@@ -896,96 +891,30 @@ def _generate_b(args: argparse.Namespace) -> None:
     use_case = use_case_of(settings, USE_CASE)
     warehouse = Warehouse.from_uri(settings.warehouse_uri)
     rng = np.random.default_rng(args.seed)
-    n, days = args.entities, args.days
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    plan = rng.choice(len(PLANS), n, p=[0.5, 0.35, 0.15])
-    region = rng.integers(0, len(REGIONS), n)
-    channel = rng.choice(len(CHANNELS), n, p=[0.5, 0.35, 0.15])
-    price = np.array(list(PLANS.values()))[plan]
-    first_day = DAY_B - timedelta(days=days - 1)
-    signup = np.datetime64(first_day, "D") - rng.integers(1, 1_500, n).astype("timedelta64[D]")
-    risk = 0.5 * (plan == 0) - 0.3 * (plan == 2) + 0.4 * (channel == 2) + rng.normal(0.0, 0.7, n)
-    kind = rng.random(n)
-    unknown = kind < UNKNOWN_RATE
-    no_activity = (kind >= UNKNOWN_RATE) & (kind < UNKNOWN_RATE + NO_ACTIVITY_RATE)
-
-    def keys(who: np.ndarray, day: date) -> dict[str, Any]:
-        feature_ts = np.datetime64(day + timedelta(days=1), "us")  # end of day, naive UTC
-        created = feature_ts + (rng.integers(60, 3_600, len(who)) * 1_000_000).astype("timedelta64[us]")
-        return {"customer_id": ids[who], "feature_timestamp": np.full(len(who), feature_ts), "created_at": created}
-
+    first_day = DAY_B - timedelta(days=args.days - 1)
+    people = customers_of(rng, args.entities, first_day)
     rows = {"activity": 0, "profile": 0}
     t = time.perf_counter()
-    for offset in range(days):
+    for offset in range(args.days):
         day = first_day + timedelta(days=offset)
-        who = np.nonzero(~unknown & ~no_activity)[0]
-        m = len(who)
-        engagement = -0.6 * risk[who] + rng.normal(0.0, 0.5, m)
-        trouble = np.exp(0.6 * risk[who])
-        p_active = 1.0 / (1.0 + np.exp(-(1.0 + 0.8 * engagement)))
-        sessions_7d = rng.poisson(6.0 * np.exp(0.35 * engagement))
-        sessions_28d = sessions_7d + rng.poisson(18.0 * np.exp(0.35 * engagement))
-        minutes_7d = sessions_7d * rng.gamma(2.0, 12.0, m)
-        tickets_7d = rng.poisson(0.15 * trouble)
-        active_7d = rng.binomial(7, p_active)
-        days_since = (rng.geometric(p_active) - 1).astype(np.float64)
-        days_since[rng.random(m) < 0.01] = np.nan
-        activity = {
-            "sessions_7d": sessions_7d, "sessions_28d": sessions_28d, "minutes_7d": minutes_7d.round(1),
-            "minutes_28d": (minutes_7d + (sessions_28d - sessions_7d) * rng.gamma(2.0, 12.0, m)).round(1),
-            "spend_7d": (price[who] * 7 / 30 + rng.gamma(1.0, 2.0, m)).round(2),
-            "spend_28d": (price[who] * 28 / 30 + rng.gamma(2.0, 4.0, m)).round(2),
-            "support_tickets_7d": tickets_7d, "support_tickets_28d": tickets_7d + rng.poisson(0.45 * trouble),
-            "active_days_7d": active_7d, "active_days_28d": active_7d + rng.binomial(21, p_active),
-            "plan_changes_28d": rng.poisson(0.05, m), "days_since_last_activity": days_since,
-        }
-        frame = pd.DataFrame({**keys(who, day), **{k: np.asarray(v, dtype=np.float64) for k, v in activity.items()}})
-        warehouse.replace_partitions([PartitionWrite("features.customer_activity_daily", {"feature_date": day}, frame)])
-        rows["activity"] += len(frame)
-        who = np.nonzero(~unknown)[0]
-        tenure = (np.datetime64(day, "D") - signup[who]).astype(np.float64)
-        frame = pd.DataFrame({
-            **keys(who, day),
-            "plan": pd.array(np.array(list(PLANS), dtype=object)[plan[who]], dtype="string"),
-            "region": pd.array(np.array(REGIONS, dtype=object)[region[who]], dtype="string"),
-            "channel": pd.array(np.array(CHANNELS, dtype=object)[channel[who]], dtype="string"),
-            "monthly_price": price[who], "tenure_days": tenure,
-        })
-        warehouse.replace_partitions([PartitionWrite("features.customer_profile_daily", {"feature_date": day}, frame)])
-        rows["profile"] += len(frame)
+        for (name, table), columns in zip(TABLES_B.items(), feature_rows(rng, people, day)):
+            frame = pd.DataFrame({k: pd.array(v, dtype="string") if v.dtype == object else v for k, v in columns.items()})
+            warehouse.replace_partitions([PartitionWrite(table, {"feature_date": day}, frame)])
+            rows[name] += len(frame)
         print(f"features of {day} written ({time.perf_counter() - t:.0f} s)", flush=True)
     warehouse.replace_partitions([PartitionWrite(use_case.population_table, {"as_of_date": DAY_B},
-                                                 pd.DataFrame({"customer_id": ids}))])
+                                                 pd.DataFrame({"customer_id": people.ids}))])
     features.apply_definitions(settings, USE_CASE)
     print(f"population written, definitions applied ({time.perf_counter() - t:.0f} s)", flush=True)
 
-    names = features.feature_names(settings, use_case.feature_service)
-    categorical = [c for c in use_case.training.get("categorical", []) if c in names]
-    sample = np.sort(rng.choice(np.nonzero(~unknown)[0], size=min(TRAIN_ROWS_B, int((~unknown).sum())), replace=False))
-    train_day = DAY_B - timedelta(days=1) if days > 1 else DAY_B
-    frame = features.training_frame(settings, use_case.feature_service, pd.DataFrame(
-        {"customer_id": ids[sample], features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(train_day))}))
-    frame = frame.set_index("customer_id").loc[ids[sample]].reset_index()
-    logit = (-2.2 + 1.0 * risk[sample] + 0.3 * frame["support_tickets_28d"].fillna(0).to_numpy()
-             - 0.05 * frame["active_days_28d"].fillna(14).to_numpy())
-    label = (rng.random(len(sample)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
-    params = {"objective": "binary", "verbosity": -1, "num_leaves": LEAVES, "learning_rate": 0.05,
-              "min_data_in_leaf": 50, "seed": args.seed, "deterministic": True}
-    booster = lgb.train(params, lgb.Dataset(inputs.model_input(frame, names, categorical), label,
-                                            categorical_feature=categorical or "auto"), num_boost_round=TREES)
-    client = registry.connect(settings)
-    experiment = registry.ensure_experiment(settings, use_case)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
-    version = registry.register(client, use_case.model_name, uri, run.info.run_id,
-                                {"gate": "passed", "feature_service": use_case.feature_service})
-    client.set_registered_model_alias(use_case.model_name, "champion", str(version.version))
+    train_day = DAY_B - timedelta(days=1) if args.days > 1 else DAY_B
+    version, _ = register_champion(settings, use_case, people, rng, train_day, TRAIN_ROWS_B, args.seed)
     print(f"champion version {version.version} registered ({time.perf_counter() - t:.0f} s)", flush=True)
     Path(args.workdir, "b-meta.json").write_text(json.dumps({
-        "population": n, "errors_expected": int(unknown.sum()), "no_activity": int(no_activity.sum()),
-        "activity_rows": rows["activity"], "profile_rows": rows["profile"], "model_version": str(version.version),
+        "population": args.entities, "errors_expected": int(people.unknown.sum()),
+        "no_activity": int(people.no_activity.sum()), "activity_rows": rows["activity"],
+        "profile_rows": rows["profile"], "model_version": str(version.version),
     }))
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -407,11 +408,129 @@ def _inside_features(times: dict[str, list[float]]) -> str:
 # --- children: generate, then run one path ---------------------------------------------
 
 
+@dataclass(frozen=True)
+class Customers:
+    """The synthetic churn customers both scoring benchmarks generate (``bench_production`` too)."""
+
+    ids: Any  # int64 customer ids 1..n
+    plan: Any  # index into PLANS
+    region: Any  # index into REGIONS
+    channel: Any  # index into CHANNELS
+    price: Any  # the plan's monthly price
+    signup: Any  # datetime64[D]
+    risk: Any  # latent churn risk: drives activity, support tickets and the label
+    unknown: Any  # in the day's snapshot, in no feature table: scored as errors
+    no_activity: Any  # signed up too recently for activity rows
+
+
+def customers_of(rng: Any, n: int, first_day: date) -> Customers:
+    """``n`` customers, signed up before ``first_day``, drawn from ``rng``."""
+    import numpy as np
+
+    plan = rng.choice(len(PLANS), n, p=[0.5, 0.35, 0.15])
+    region = rng.integers(0, len(REGIONS), n)
+    channel = rng.choice(len(CHANNELS), n, p=[0.5, 0.35, 0.15])
+    signup = np.datetime64(first_day, "D") - rng.integers(1, 1_500, n).astype("timedelta64[D]")
+    risk = 0.5 * (plan == 0) - 0.3 * (plan == 2) + 0.4 * (channel == 2) + rng.normal(0.0, 0.7, n)
+    kind = rng.random(n)
+    return Customers(
+        ids=np.arange(1, n + 1, dtype=np.int64), plan=plan, region=region, channel=channel,
+        price=np.array(list(PLANS.values()))[plan], signup=signup, risk=risk, unknown=kind < UNKNOWN_RATE,
+        no_activity=(kind >= UNKNOWN_RATE) & (kind < UNKNOWN_RATE + NO_ACTIVITY_RATE),
+    )
+
+
+def feature_rows(rng: Any, people: Customers, day: date) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The activity and profile rows of ``day`` as numpy columns: the keys (``customer_id``,
+    ``feature_timestamp``, ``created_at``, naive UTC), then the features (activity: float64;
+    profile: ``plan``, ``region`` and ``channel`` as object arrays of strings)."""
+    import numpy as np
+
+    def keys(who: Any) -> dict[str, Any]:
+        feature_ts = np.datetime64(day + timedelta(days=1), "us")  # end of day, naive UTC
+        created = feature_ts + (rng.integers(60, 3_600, len(who)) * 1_000_000).astype("timedelta64[us]")
+        return {"customer_id": people.ids[who], "feature_timestamp": np.full(len(who), feature_ts),
+                "created_at": created}
+
+    who = np.nonzero(~people.unknown & ~people.no_activity)[0]
+    m = len(who)
+    engagement = -0.6 * people.risk[who] + rng.normal(0.0, 0.5, m)
+    trouble = np.exp(0.6 * people.risk[who])
+    p_active = 1.0 / (1.0 + np.exp(-(1.0 + 0.8 * engagement)))
+    sessions_7d = rng.poisson(6.0 * np.exp(0.35 * engagement))
+    sessions_28d = sessions_7d + rng.poisson(18.0 * np.exp(0.35 * engagement))
+    minutes_7d = sessions_7d * rng.gamma(2.0, 12.0, m)
+    tickets_7d = rng.poisson(0.15 * trouble)
+    active_7d = rng.binomial(7, p_active)
+    days_since = (rng.geometric(p_active) - 1).astype(np.float64)
+    days_since[rng.random(m) < 0.01] = np.nan  # no activity known yet
+    price = people.price[who]
+    activity = {
+        "sessions_7d": sessions_7d, "sessions_28d": sessions_28d,
+        "minutes_7d": minutes_7d.round(1),
+        "minutes_28d": (minutes_7d + (sessions_28d - sessions_7d) * rng.gamma(2.0, 12.0, m)).round(1),
+        "spend_7d": (price * 7 / 30 + rng.gamma(1.0, 2.0, m)).round(2),
+        "spend_28d": (price * 28 / 30 + rng.gamma(2.0, 4.0, m)).round(2),
+        "support_tickets_7d": tickets_7d, "support_tickets_28d": tickets_7d + rng.poisson(0.45 * trouble),
+        "active_days_7d": active_7d, "active_days_28d": active_7d + rng.binomial(21, p_active),
+        "plan_changes_28d": rng.poisson(0.05, m), "days_since_last_activity": days_since,
+    }
+    activity = {**keys(who), **{name: np.asarray(values, dtype=np.float64) for name, values in activity.items()}}
+    who = np.nonzero(~people.unknown)[0]
+    profile = {
+        **keys(who),
+        "plan": np.array(list(PLANS), dtype=object)[people.plan[who]],
+        "region": np.array(REGIONS, dtype=object)[people.region[who]],
+        "channel": np.array(CHANNELS, dtype=object)[people.channel[who]],
+        "monthly_price": people.price[who],
+        "tenure_days": (np.datetime64(day, "D") - people.signup[who]).astype(np.float64),
+    }
+    return activity, profile
+
+
+def register_champion(settings: Any, use_case: Any, people: Customers, rng: Any, day: date, rows: int,
+                      seed: int) -> tuple[Any, float]:
+    """Train the champion on ``rows`` known customers as of the end of ``day``, through the same
+    features and typing as scoring; register it in MLflow with the ``champion`` alias. Returns the
+    model version and the training label's positive rate."""
+    import lightgbm as lgb
+    import mlflow
+    import mlflow.lightgbm
+    import numpy as np
+    import pandas as pd
+
+    from nightshift import days as day_bounds
+    from nightshift import features
+    from nightshift.modeling import inputs, registry
+
+    names = features.feature_names(settings, use_case.feature_service)
+    categorical = [c for c in use_case.training.get("categorical", []) if c in names]
+    known = np.nonzero(~people.unknown)[0]
+    sample = np.sort(rng.choice(known, size=min(rows, len(known)), replace=False))
+    ids = people.ids[sample]
+    frame = features.training_frame(settings, use_case.feature_service, pd.DataFrame(
+        {"customer_id": ids, features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(day))}))
+    frame = frame.set_index("customer_id").loc[ids].reset_index()  # a SQL offline store keeps no order
+    logit = (-2.2 + 1.0 * people.risk[sample] + 0.3 * frame["support_tickets_28d"].fillna(0).to_numpy()
+             - 0.05 * frame["active_days_28d"].fillna(14).to_numpy())
+    label = (rng.random(len(sample)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+    params = {"objective": "binary", "verbosity": -1, "num_leaves": LEAVES, "learning_rate": 0.05,
+              "min_data_in_leaf": 50, "seed": seed, "deterministic": True}
+    booster = lgb.train(params, lgb.Dataset(inputs.model_input(frame, names, categorical), label,
+                                            categorical_feature=categorical or "auto"), num_boost_round=TREES)
+    client = registry.connect(settings)
+    experiment = registry.ensure_experiment(settings, use_case)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
+    version = registry.register(client, use_case.model_name, uri, run.info.run_id,
+                                {"gate": "passed", "feature_service": use_case.feature_service})
+    client.set_registered_model_alias(use_case.model_name, "champion", str(version.version))
+    return version, float(label.mean())
+
+
 def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) -> None:
     """The day's raw partition, the feature tables, the Feast registry, the champion, a warm-up
     scoring of the day before, the baseline's matrix and the sharded copy of the config."""
-    import lightgbm as lgb
-    import mlflow
     import mlflow.lightgbm
     import numpy as np
     import pandas as pd
@@ -421,7 +540,6 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
 
     from nightshift import features, scoring
     from nightshift import days as day_bounds
-    from nightshift.modeling import inputs, registry
     from nightshift.usecase import use_case_of
     from nightshift.settings import Settings
     from nightshift.warehouse import PartitionWrite, Warehouse
@@ -429,67 +547,18 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     settings = Settings.from_env()
     use_case = use_case_of(settings, USE_CASE)
     rng = np.random.default_rng(seed)
-    n = customers
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    plan = rng.choice(len(PLANS), n, p=[0.5, 0.35, 0.15])
-    region = rng.integers(0, len(REGIONS), n)
-    channel = rng.choice(len(CHANNELS), n, p=[0.5, 0.35, 0.15])
-    price = np.array(list(PLANS.values()))[plan]
     first_day = DAY - timedelta(days=days - 1)
-    signup = np.datetime64(first_day, "D") - rng.integers(1, 1_500, n).astype("timedelta64[D]")
-    risk = 0.5 * (plan == 0) - 0.3 * (plan == 2) + 0.4 * (channel == 2) + rng.normal(0.0, 0.7, n)
-    kind = rng.random(n)
-    unknown = kind < UNKNOWN_RATE
-    no_activity = (kind >= UNKNOWN_RATE) & (kind < UNKNOWN_RATE + NO_ACTIVITY_RATE)
+    people = customers_of(rng, customers, first_day)
+    ids, unknown, no_activity = people.ids, people.unknown, people.no_activity
 
-    def keys(who: np.ndarray, day: date) -> dict[str, pa.Array]:
-        feature_ts = np.datetime64(day + timedelta(days=1), "us")  # end of day, naive UTC
-        created = feature_ts + (rng.integers(60, 3_600, len(who)) * 1_000_000).astype("timedelta64[us]")
-        return {
-            "customer_id": pa.array(ids[who]),
-            "feature_date": pa.array(np.full(len(who), np.datetime64(day, "D")), type=pa.date32()),
-            "feature_timestamp": pa.array(np.full(len(who), feature_ts), type=pa.timestamp("us")),
-            "created_at": pa.array(created, type=pa.timestamp("us")),
-        }
-
-    activity_days, profile_days = [], []
+    activity_days: list[Any] = []
+    profile_days: list[Any] = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)
-        who = np.nonzero(~unknown & ~no_activity)[0]
-        m = len(who)
-        engagement = -0.6 * risk[who] + rng.normal(0.0, 0.5, m)
-        trouble = np.exp(0.6 * risk[who])
-        p_active = 1.0 / (1.0 + np.exp(-(1.0 + 0.8 * engagement)))
-        sessions_7d = rng.poisson(6.0 * np.exp(0.35 * engagement))
-        sessions_28d = sessions_7d + rng.poisson(18.0 * np.exp(0.35 * engagement))
-        minutes_7d = sessions_7d * rng.gamma(2.0, 12.0, m)
-        tickets_7d = rng.poisson(0.15 * trouble)
-        active_7d = rng.binomial(7, p_active)
-        days_since = (rng.geometric(p_active) - 1).astype(np.float64)
-        days_since[rng.random(m) < 0.01] = np.nan  # no activity known yet
-        activity = {
-            "sessions_7d": sessions_7d, "sessions_28d": sessions_28d,
-            "minutes_7d": minutes_7d.round(1),
-            "minutes_28d": (minutes_7d + (sessions_28d - sessions_7d) * rng.gamma(2.0, 12.0, m)).round(1),
-            "spend_7d": (price[who] * 7 / 30 + rng.gamma(1.0, 2.0, m)).round(2),
-            "spend_28d": (price[who] * 28 / 30 + rng.gamma(2.0, 4.0, m)).round(2),
-            "support_tickets_7d": tickets_7d, "support_tickets_28d": tickets_7d + rng.poisson(0.45 * trouble),
-            "active_days_7d": active_7d, "active_days_28d": active_7d + rng.binomial(21, p_active),
-            "plan_changes_28d": rng.poisson(0.05, m), "days_since_last_activity": days_since,
-        }
-        activity_days.append(pa.table({**keys(who, day), **{
-            name: pa.array(np.asarray(values, dtype=np.float64)) for name, values in activity.items()
-        }}))
-        who = np.nonzero(~unknown)[0]
-        tenure = (np.datetime64(day, "D") - signup[who]).astype(np.float64)
-        profile_days.append(pa.table({
-            **keys(who, day),
-            "plan": pa.array(np.array(list(PLANS), dtype=object)[plan[who]], type=pa.string()),
-            "region": pa.array(np.array(REGIONS, dtype=object)[region[who]], type=pa.string()),
-            "channel": pa.array(np.array(CHANNELS, dtype=object)[channel[who]], type=pa.string()),
-            "monthly_price": pa.array(price[who]),
-            "tenure_days": pa.array(tenure),
-        }))
+        for parts, columns in zip((activity_days, profile_days), feature_rows(rng, people, day)):
+            table = pa.table(columns)  # the day's partition column after the id, as dbt writes it
+            parts.append(table.add_column(1, "feature_date", pa.array(np.full(table.num_rows, np.datetime64(day, "D")),
+                                                                      type=pa.date32())))
     # one file per day, as the day-partitioned dbt models write them
     tables = settings.warehouse_dir / "tables" / "features"
     rows = {}
@@ -505,33 +574,15 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     # The population of the scoring day (everyone), and a small one of the day before for the warm-up.
     warmup_day = DAY - timedelta(days=1)
     Warehouse.from_uri(settings.warehouse_uri).replace_partitions([
-        PartitionWrite(use_case.population_table, {"as_of_date": DAY}, pd.DataFrame({"customer_id": ids[np.arange(n)]})),
+        PartitionWrite(use_case.population_table, {"as_of_date": DAY}, pd.DataFrame({"customer_id": ids})),
         PartitionWrite(use_case.population_table, {"as_of_date": warmup_day},
-                       pd.DataFrame({"customer_id": ids[np.arange(min(n, WARMUP_CUSTOMERS))]})),
+                       pd.DataFrame({"customer_id": ids[:WARMUP_CUSTOMERS]})),
     ])
     features.apply_definitions(settings, USE_CASE)
 
     # The champion: trained on a sample of the day before, through the same features and typing.
-    names = features.feature_names(settings, use_case.feature_service)
-    categorical = [c for c in use_case.training.get("categorical", []) if c in names]
-    sample = np.sort(rng.choice(np.nonzero(~unknown)[0], size=min(TRAIN_ROWS, int((~unknown).sum())), replace=False))
     train_day = DAY - timedelta(days=1) if days > 1 else DAY
-    frame = features.training_frame(settings, use_case.feature_service, pd.DataFrame(
-        {"customer_id": ids[sample], features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(train_day))}))
-    logit = (-2.2 + 1.0 * risk[sample] + 0.3 * frame["support_tickets_28d"].fillna(0).to_numpy()
-             - 0.05 * frame["active_days_28d"].fillna(14).to_numpy())
-    label = (rng.random(len(sample)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
-    params = {"objective": "binary", "verbosity": -1, "num_leaves": LEAVES, "learning_rate": 0.05,
-              "min_data_in_leaf": 50, "seed": seed, "deterministic": True}
-    booster = lgb.train(params, lgb.Dataset(inputs.model_input(frame, names, categorical), label,
-                                            categorical_feature=categorical or "auto"), num_boost_round=TREES)
-    client = registry.connect(settings)
-    experiment = registry.ensure_experiment(settings, use_case)
-    with mlflow.start_run(experiment_id=experiment) as run:
-        uri = mlflow.lightgbm.log_model(booster, name="model").model_uri
-    version = registry.register(client, use_case.model_name, uri, run.info.run_id,
-                                {"gate": "passed", "feature_service": use_case.feature_service})
-    client.set_registered_model_alias(use_case.model_name, "champion", str(version.version))
+    version, label_rate = register_champion(settings, use_case, people, rng, train_day, TRAIN_ROWS, seed)
     champion = mlflow.lightgbm.load_model(f"models:/{use_case.model_name}/{version.version}")
     (workdir / "model.txt").write_text(champion.model_to_string())
 
@@ -542,6 +593,7 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
     spine = features.population_of(settings, use_case, DAY)
     matrix = features.training_frame(settings, use_case.feature_service,
                                      spine.assign(**{features.EVENT_TIMESTAMP: pd.Timestamp(day_bounds.end_of_day(DAY))}))
+    names = features.feature_names(settings, use_case.feature_service)
     matrix[[*use_case.key_columns, *names]].to_parquet(workdir / "matrix.parquet", index=False)
 
     config_dir = _sharded_config_dir(workdir)
@@ -558,10 +610,10 @@ def _generate(workdir: Path, customers: int, days: int, seed: int, shards: int) 
         "unknown": int(unknown.sum()),
         "feature_service": use_case.feature_service,
         "features": champion.feature_name(),
-        "categorical": categorical,
+        "categorical": [c for c in use_case.training.get("categorical", []) if c in names],
         "model_version": str(version.version),
         "trees": champion.num_trees(),
-        "train_label_rate": float(label.mean()),
+        "train_label_rate": label_rate,
         "chunk_rows": int(use_case.scoring.get("chunk_rows", 200_000)),
     }))
 

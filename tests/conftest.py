@@ -187,7 +187,7 @@ def airflow_cli(env: dict[str, str], *args: str, timeout: float = 120) -> None:
     runs.airflow_cli(env, *args, timeout=timeout)
 
 
-def _backfill_runs(db: Path, dag_id: str, start: date) -> int | None:
+def backfill_runs(db: Path, dag_id: str, start: date) -> int | None:
     """The number of runs of the backfill of ``dag_id`` from ``start``, None when there is none."""
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
         row = con.execute(
@@ -211,13 +211,13 @@ def create_backfill(env: dict[str, str], dag_id: str, start: date, end: date, *o
             *options)
 
     def attempt() -> int | None:
-        runs = _backfill_runs(db, dag_id, start)
+        runs = backfill_runs(db, dag_id, start)
         if runs is not None:
             return runs
         proc = _run_cli(env, args)
         if proc.returncode != 0 and SQLITE_LOCKED not in proc.stdout + proc.stderr:
             raise AssertionError(f"airflow {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-        return _backfill_runs(db, dag_id, start) if proc.returncode == 0 else None
+        return backfill_runs(db, dag_id, start) if proc.returncode == 0 else None
 
     runs = wait_until(f"the backfill of {dag_id} {start}..{end} to be created", attempt, lambda n: n is not None, timeout)
     days = (end - start).days + 1

@@ -35,7 +35,8 @@ import pytest
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate
 from nightshift.landing import Landing
 from nightshift.settings import PROJECT_ROOT
-from tests.conftest import AirflowHarness, airflow_cli, airflow_standalone, create_backfill, wait_until
+from tests.conftest import (AirflowHarness, airflow_cli, airflow_standalone, backfill_runs, create_backfill,
+                            wait_until)
 from tests.unit.test_features import World, build_world
 
 pytestmark = pytest.mark.e2e
@@ -243,6 +244,33 @@ def test_the_score_tab_and_the_nav_entry_show_tonights_scores(browser: Browser, 
     browser.shot("09-nav-latest-scores")
 
 
+def _run_backfill(page: Any, dialog: Any, db: Path) -> None:
+    """Click the dialog's "Run Backfill" until Airflow has created the backfill, as a user would.
+
+    On SQLite Airflow answers 503 "Database is locked" when the scheduler holds the DB; the dialog
+    stays open with that message and the user clicks again. Any other answer fails the test with
+    Airflow's own words. Airflow may commit the backfill before a lock on its runs, so the metadata DB
+    is asked first whether it exists, and a half-made backfill fails the test.
+    """
+    def attempt() -> int | None:
+        made = backfill_runs(db, "ingest_customers", UI_BACKFILL[0])
+        if made is not None:
+            return made
+        with page.expect_response(lambda r: r.url.endswith("/api/v2/backfills") and r.request.method == "POST",
+                                  timeout=150_000) as sent:  # the metadata DB's busy timeout is 60 s
+            dialog.get_by_role("button", name="Run Backfill").click()
+        answer = sent.value
+        if answer.status == 503 and "locked" in answer.text():
+            print(f"Airflow answered 503 ({answer.text()[:200]}); clicking Run Backfill again", flush=True)
+            return None
+        assert answer.ok, f"POST /api/v2/backfills answered {answer.status}: {answer.text()[:2000]}"
+        return backfill_runs(db, "ingest_customers", UI_BACKFILL[0])
+
+    made = wait_until("Airflow to create the backfill launched from the dialog", attempt, lambda n: n is not None,
+                      timeout=400, interval=3.0)
+    assert made == len(UI_BACKFILL), f"the UI's backfill holds {made} runs, not {len(UI_BACKFILL)}: half made"
+
+
 def test_a_backfill_launched_from_the_ui_completes(browser: Browser, demo: Demo, airflow: dict[str, str]) -> None:
     page = browser.open("/dags/ingest_customers")
     page.get_by_role("button", name="Trigger").first.click()
@@ -258,7 +286,7 @@ def test_a_backfill_launched_from_the_ui_completes(browser: Browser, demo: Demo,
         picker.wait_for(state="hidden")
     dialog.get_by_text(f"{len(UI_BACKFILL)} runs will be triggered").wait_for()
     browser.shot("10-backfill-dialog")
-    dialog.get_by_role("button", name="Run Backfill").click()
+    _run_backfill(page, dialog, demo.db)
     states = wait_until("the UI's backfill of ingest_customers to finish",
                         lambda: [(r[3], r[2]) for r in _runs(demo.db, "ingest_customers") if r[1] == "backfill"],
                         lambda seen: len(seen) == len(UI_BACKFILL) and all(s in ("success", "failed") for _, s in seen),
