@@ -91,11 +91,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from _harness import _busy_cpu_seconds, record
-from bench_score import LEAVES, TREES
 from _harness import (
     TimeTable, add_stage_arguments, add_times, home_env, load_note, max_rss_mb, phase, run_stage, timed,
     work_directory,
 )
+from bench_score import LEAVES, TREES
 
 BENCH = "bench_production"
 USE_CASE = "churn"
