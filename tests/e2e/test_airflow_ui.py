@@ -35,8 +35,8 @@ import pytest
 from nightshift.demo.churn_data import DatagenSpec, batch_file_name, generate
 from nightshift.landing import Landing
 from nightshift.settings import PROJECT_ROOT
-from tests.conftest import (AirflowHarness, airflow_cli, airflow_standalone, backfill_runs, create_backfill,
-                            wait_until)
+from tests.conftest import (SQLITE_LOCKED, AirflowHarness, airflow_cli, airflow_standalone, backfill_runs,
+                            create_backfill, wait_until)
 from tests.unit.test_features import World, build_world
 
 pytestmark = pytest.mark.e2e
@@ -248,7 +248,7 @@ def test_the_score_tab_and_the_nav_entry_show_tonights_scores(browser: Browser, 
 
 def _is_lock(answer: Any) -> bool:
     """Whether Airflow's answer says its SQLite metadata DB was locked."""
-    return answer.status in (500, 503) and "database is locked" in answer.text().lower()
+    return answer.status in (500, 503) and SQLITE_LOCKED in answer.text().lower()
 
 
 def _run_backfill(page: Any, dialog: Any, db: Path) -> None:
